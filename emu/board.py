@@ -1,0 +1,91 @@
+"""The riscv64 `virt` board described once, as data.
+
+Like QEMU's hw/riscv/virt.c, one table of regions drives both the Unicorn memory map
+(RAM, MMIO devices, the PMP ranges that turn every other physical access into a guest
+access fault) and the device tree the guest reads.  Addresses are QEMU `virt`'s, so a
+kernel built for QEMU runs unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+RAM_BASE = 0x8000_0000
+KERNEL_ADDR = 0x8020_0000  # where OpenSBI's fw_jump/fw_dynamic enters S-mode
+TIMEBASE_HZ = 10_000_000
+MROM_BASE = 0x1000  # QEMU virt's reset ROM; emu's M-mode set-up stub lives here
+MAX_HARTS = 8
+RISCV_ISA = "rv64imafdc_zicsr_zifencei"  # what Unicorn 2.1.4's "any" CPU implements (no sstc)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One physical region of the board."""
+
+    name: str
+    base: int
+    size: int
+    kind: str  # "ram", "rom" or the device model's name
+    irq: int | None = None  # PLIC source number
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+@dataclass
+class BoardSpec:
+    """Everything about the machine that does not change while it runs."""
+
+    harts: int = 2
+    ram_size: int = 512 * MiB
+    bootargs: str = ""
+    initrd: tuple[int, int] | None = None  # [start, end) physical
+    virtio_slots: int = 8
+    regions: list[Region] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.regions:
+            self.regions = virt_regions(self.ram_size, self.virtio_slots)
+
+    def region(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    @property
+    def ram(self) -> Region:
+        return self.region("ram")
+
+
+def virt_regions(ram_size: int, virtio_slots: int = 8) -> list[Region]:
+    """QEMU virt's memory map (hw/riscv/virt.c `virt_memmap`), page-granular."""
+    regions = [
+        Region("mrom", MROM_BASE, 0xF000, "rom"),
+        Region("test", 0x10_0000, 0x1000, "test_finisher"),
+        Region("clint", 0x200_0000, 0x1_0000, "aclint"),
+        Region("plic", 0x0C00_0000, 0x60_0000, "plic"),
+        Region("uart0", 0x1000_0000, 0x1000, "uart16550", irq=10),
+    ]
+    regions += [
+        Region(f"virtio{i}", 0x1000_1000 + 0x1000 * i, 0x1000, "virtio_mmio", irq=1 + i)
+        for i in range(virtio_slots)
+    ]
+    # zCore scans PCI ECAM at this address without asking the device tree.
+    regions.append(Region("pcie-ecam", 0x3000_0000, 0x1000_0000, "pci_ecam"))
+    regions.append(Region("ram", RAM_BASE, ram_size, "ram"))
+    return regions
+
+
+def merged_ranges(regions: list[Region]) -> list[tuple[int, int]]:
+    """Contiguous [start, end) spans covering the regions: the PMP allow-list."""
+    spans: list[tuple[int, int]] = []
+    for r in sorted(regions, key=lambda r: r.base):
+        if spans and spans[-1][1] == r.base:
+            spans[-1] = (spans[-1][0], r.end)
+        else:
+            spans.append((r.base, r.end))
+    return spans

@@ -1,0 +1,121 @@
+"""`emu` command line (click).  QEMU's single-dash spellings are accepted too.
+
+Bad input is one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from emu.board import MAX_HARTS, BoardSpec, GiB, MiB
+from emu.errors import EXIT_BAD_INPUT, EmuError
+
+DEFAULT_RAM = "2G"
+LINUX_DEFAULT_BOOTARGS = "LOG=warn"  # zCore's Linux-mode default (its xtask passes this)
+
+
+def parse_size(text: str) -> int:
+    """QEMU-style memory size: plain number = MiB; K, M, G (and KiB/MiB/GiB) suffixes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG])?(?:i?B)?\s*", text)
+    if not m:
+        raise EmuError(f"bad memory size {text!r} (use e.g. 512M or 2G)")
+    n = int(m.group(1))
+    unit = (m.group(2) or "M").upper()
+    return n * {"K": 1 << 10, "M": MiB, "G": GiB}[unit]
+
+
+def _repo_images() -> Path:
+    return Path(__file__).resolve().parent.parent / "images"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """emu: a Unicorn-based SMP riscv64 `virt` machine for OS research."""
+
+
+@main.command()
+@click.option("--arch", default="riscv64", help="Guest architecture (riscv64).")
+@click.option("--smp", "-smp", "smp", default=1, type=int, help="Number of harts (1-8).")
+@click.option("-m", "--memory", "memory", default=DEFAULT_RAM, help="RAM size, e.g. 512M, 2G.")
+@click.option("--kernel", "-kernel", "kernel", type=str, default=None, help="Kernel: riscv64 ELF or raw image.")
+@click.option("--initrd", "-initrd", "initrd", type=str, default=None, help="Initial ramdisk / rootfs image.")
+@click.option("--append", "-append", "append", type=str, default=None, help="Kernel command line (bootargs).")
+@click.option("--timeout", type=float, default=None, help="Stop after this many host seconds (exit 124).")
+@click.option("--quantum", type=int, default=100_000, help="Instructions per hart per scheduling round.")
+@click.option("--realtime", is_flag=True, help="Never let the virtual clock run ahead of the host clock.")
+@click.option("--linux", is_flag=True, help="zCore Linux-mode defaults (bootargs LOG=warn unless --append).")
+@click.option("--stats", is_flag=True, help="Print run statistics as JSON on stderr at exit.")
+@click.option("-nographic", "nographic", is_flag=True, hidden=True)
+@click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
+@click.option("-M", "-machine", "machine", default="virt", hidden=True)
+@click.option("-bios", "bios", default="default", hidden=True)
+@click.option("-serial", "serial", default="mon:stdio", hidden=True)
+def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
+        timeout: float | None, quantum: int, realtime: bool, linux: bool, stats: bool,
+        nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
+    """Boot a kernel on the virt board with the console on stdin/stdout."""
+    from emu.machine import Machine, MachineOptions
+    from loader.image import load_kernel
+
+    if arch != "riscv64":
+        raise EmuError(f"--arch {arch}: only riscv64 is supported so far")
+    if not 1 <= smp <= MAX_HARTS:
+        raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
+    if quantum < 100:
+        raise EmuError(f"--quantum {quantum}: must be at least 100 instructions")
+    if timeout is not None and timeout <= 0:
+        raise EmuError(f"--timeout {timeout:g}: must be positive")
+    if machine.split(",")[0] != "virt":
+        raise EmuError(f"-M {machine}: only the virt machine exists")
+    if bios not in ("default", "none"):
+        raise EmuError("-bios: emu is the firmware; only -bios default is accepted")
+    ram_size = parse_size(memory)
+    if ram_size < 16 * MiB or ram_size > 16 * GiB:
+        raise EmuError(f"-m {memory}: RAM must be between 16M and 16G")
+    if kernel is None:
+        kernel = _default_kernel()
+    bootargs = append if append is not None else (LINUX_DEFAULT_BOOTARGS if linux else "")
+    board = BoardSpec(harts=smp, ram_size=ram_size, bootargs=bootargs)
+    image = load_kernel(kernel, board.ram.base, ram_size)
+    initrd_data = None
+    if initrd is not None:
+        try:
+            initrd_data = Path(initrd).read_bytes()
+        except OSError as err:
+            raise EmuError(f"cannot read initrd {initrd}: {err.strerror}") from None
+    opts = MachineOptions(quantum=quantum, timeout=timeout, realtime=realtime,
+                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr)
+    m = Machine(board, image, initrd_data, opts)
+    result = m.run()
+    if stats:
+        print(json.dumps({"exit_code": result.exit_code, "reason": result.reason, **result.stats}), file=sys.stderr)
+    sys.exit(result.exit_code)
+
+
+def _default_kernel() -> str:
+    ref = _repo_images() / "build" / "refguest" / "refguest.elf"
+    if ref.exists():
+        return str(ref)
+    raise EmuError("no --kernel given and the reference guest is not built (run: make -C images/refguest)")
+
+
+def entry() -> None:
+    """Console-script entry: one-line errors and exit 2 for bad input."""
+    try:
+        main(standalone_mode=False)
+    except (EmuError, click.ClickException) as err:
+        msg = err.format_message() if isinstance(err, click.ClickException) else str(err)
+        print(f"emu: error: {msg}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,92 @@
+"""The serial console on the host side: stdin/stdout, raw mode, QEMU's Ctrl-A keys.
+
+Input is polled between rounds (select, no helper thread, so the process can fork).
+On a terminal the tty goes to raw mode (a key press must reach the guest before Enter)
+and is restored at exit.  Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A, as QEMU's
+`-serial mon:stdio`.
+"""
+from __future__ import annotations
+
+import os
+import select
+import termios
+import tty
+from typing import BinaryIO
+
+CTRL_A = 0x01
+
+
+class Console:
+    def __init__(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None, capture: bool = False) -> None:
+        self.in_fd = _fd(stdin)
+        self.out_fd = _fd(stdout)
+        self.out = bytearray()
+        self.log: bytearray | None = bytearray() if capture else None
+        self.eof = self.in_fd is None
+        self.quit_requested = False
+        self._escape = False
+        self._saved_tty: list | None = None
+
+    def __enter__(self) -> "Console":
+        if self.in_fd is not None and os.isatty(self.in_fd):
+            self._saved_tty = termios.tcgetattr(self.in_fd)
+            tty.setraw(self.in_fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+        if self._saved_tty is not None and self.in_fd is not None:
+            termios.tcsetattr(self.in_fd, termios.TCSADRAIN, self._saved_tty)
+            self._saved_tty = None
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+        if self.log is not None:
+            self.log += data
+
+    def flush(self) -> None:
+        if self.out and self.out_fd is not None:
+            data = bytes(self.out)
+            while data:
+                n = os.write(self.out_fd, data)
+                data = data[n:]
+        self.out.clear()
+
+    def read_input(self, timeout: float) -> bytes:
+        """Bytes typed so far (waiting up to `timeout` seconds for the first)."""
+        if self.eof or self.in_fd is None:
+            return b""
+        ready, _, _ = select.select([self.in_fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.in_fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            return b""
+        return self._filter(data)
+
+    def _filter(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if self._escape:
+                self._escape = False
+                if byte in (ord("x"), ord("X")):
+                    self.quit_requested = True
+                    break
+                if byte == CTRL_A:
+                    out.append(CTRL_A)
+                continue
+            if byte == CTRL_A:
+                self._escape = True
+                continue
+            out.append(byte)
+        return bytes(out)
+
+
+def _fd(stream: BinaryIO | int | None) -> int | None:
+    if stream is None or isinstance(stream, int):
+        return stream
+    return stream.fileno()

@@ -1,0 +1,67 @@
+"""Native helpers for the hot path, compiled on first use with the system C compiler.
+
+Why not a setuptools extension: the helper is a plain C callback loaded with ctypes
+(no Python C API), and building it lazily into a per-user cache keyed by the source
+hash works the same for wheel, editable and in-tree runs, and for forked children.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from emu.errors import EmuError
+
+_SRC = Path(__file__).with_name("budget.c")
+
+
+class BudgetStruct(ctypes.Structure):
+    """Mirror of `struct emu_budget` in budget.c."""
+
+    _fields_ = [
+        ("budget", ctypes.c_int64),
+        ("blocks", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("stopped", ctypes.c_uint64),
+        ("stop", ctypes.c_void_p),
+    ]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("EMU_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "emu" / "native"
+
+
+def library_path() -> Path:
+    """Path of the compiled helper, building it if it is missing or stale."""
+    src = _SRC.read_bytes()
+    digest = hashlib.sha256(src).hexdigest()[:16]
+    out = _cache_dir() / f"libemu_budget-{digest}.so"
+    if out.exists():
+        return out
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise EmuError("no C compiler found (install gcc): emu builds a small native helper on first use")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
+    os.close(fd)
+    res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(_SRC)], capture_output=True, text=True)
+    if res.returncode != 0:
+        os.unlink(tmp)
+        raise EmuError(f"building the native helper failed: {res.stderr.strip().splitlines()[-1] if res.stderr else cc}")
+    os.replace(tmp, out)
+    return out
+
+
+_lib: ctypes.CDLL | None = None
+
+
+def load() -> ctypes.CDLL:
+    global _lib  # noqa: PLW0603 - process-wide cache of a loaded shared library
+    if _lib is None:
+        _lib = ctypes.CDLL(str(library_path()))
+    return _lib

@@ -1,0 +1,445 @@
+"""The riscv64 hart adapter: all harts time-multiplexed on ONE Unicorn instance.
+
+Each hart is a saved Unicorn context.  The adapter performs what Unicorn 2.1.4 leaves
+out (see shared/notes/unicorn-riscv64.md): trap entry for every synchronous exception
+(Unicorn reports them through UC_HOOK_INTR with pc already advanced by 4 and never
+enters the guest's trap vector), `ebreak` (reported through UC_HOOK_INSN_INVALID),
+`rdtime` (always an illegal instruction), re-raising pending `mip` bits after a context
+restore, and TLB flushes between harts.  Physical accesses outside the board's regions
+fault natively: an M-mode stub run once at start-up programs PMP with the board's
+regions, so S/U accesses elsewhere become guest access faults, never host errors.
+
+Slices end through a native UC_HOOK_BLOCK budget callback (emu/cpu/native/).
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+import struct
+from typing import Protocol
+
+import unicorn
+from unicorn import Uc, UcError
+from unicorn.riscv_const import (
+    UC_RISCV_REG_A0,
+    UC_RISCV_REG_A1,
+    UC_RISCV_REG_MCAUSE,
+    UC_RISCV_REG_MCOUNTEREN,
+    UC_RISCV_REG_MEDELEG,
+    UC_RISCV_REG_MEPC,
+    UC_RISCV_REG_MIDELEG,
+    UC_RISCV_REG_MIE,
+    UC_RISCV_REG_MIP,
+    UC_RISCV_REG_MSTATUS,
+    UC_RISCV_REG_MTVAL,
+    UC_RISCV_REG_MTVEC,
+    UC_RISCV_REG_PC,
+    UC_RISCV_REG_PRIV,
+    UC_RISCV_REG_SATP,
+    UC_RISCV_REG_SCAUSE,
+    UC_RISCV_REG_SCOUNTEREN,
+    UC_RISCV_REG_SEPC,
+    UC_RISCV_REG_SSTATUS,
+    UC_RISCV_REG_STVAL,
+    UC_RISCV_REG_STVEC,
+    UC_RISCV_REG_X0,
+)
+from unicorn.unicorn_py3.unicorn import uclib
+
+from emu.board import MROM_BASE, BoardSpec
+from emu.cpu import native
+from emu.cpu.riscv import csr
+from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
+from emu.cpu.riscv.mmu import translate
+from emu.devices import Device
+from emu.smp.hart import Hart
+
+UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
+MASK64 = (1 << 64) - 1
+UC_CTL_TLB_FLUSH_WRITE = (1 << 30) | unicorn.UC_CTL_TLB_FLUSH
+
+
+class CpuHost(Protocol):
+    """What the adapter asks of the machine around it."""
+
+    def sbi_call(self, hart: Hart) -> None: ...
+
+    def rdtime(self, hart: Hart, pc: int) -> int: ...
+
+    def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None: ...
+
+    def on_host_fault(self, hart: Hart, message: str) -> None: ...
+
+
+class RiscvCpu:
+    """One Unicorn instance, its RAM, MMIO regions and the harts' contexts."""
+
+    def __init__(self, board: BoardSpec, host: CpuHost) -> None:
+        self.board = board
+        self.host = host
+        self.uc = Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV64)
+        self._h = self.uc._uch
+        self._val = ctypes.c_uint64()
+        self._ref = ctypes.byref(self._val)
+        self._reg_read = uclib.uc_reg_read
+        self._reg_write = uclib.uc_reg_write
+        self._ctl = uclib.uc_ctl
+
+        ram = board.ram
+        self.ram_base = ram.base
+        self.ram_end = ram.end
+        self.ram = mmap.mmap(-1, ram.size)
+        self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
+        self.uc.mem_map_ptr(ram.base, ram.size, unicorn.UC_PROT_ALL, self._ram_ptr)
+        rom = board.region("mrom")
+        self.uc.mem_map(rom.base, rom.size, unicorn.UC_PROT_ALL)
+        self_test(self.uc, ram.base)
+        self.ram[0:4096] = bytes(4096)
+
+        self.current: Hart | None = None
+        self.stop_reason: str | None = None
+        self.resume_after_error = False
+        self.loaded_satp = -1
+        self.budget = native.BudgetStruct()
+        self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+        self._add_native_block_hook()
+        self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
+        self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
+        self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self.template: unicorn.UcContext | None = None
+
+    # -- set-up ------------------------------------------------------------
+    def _add_native_block_hook(self) -> None:
+        lib = native.load()
+        handle = ctypes.c_size_t()
+        fn = ctypes.cast(lib.emu_block_budget, ctypes.c_void_p)
+        ud = ctypes.cast(ctypes.pointer(self.budget), ctypes.c_void_p)
+        err = uclib.uc_hook_add(self._h, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, fn, ud,
+                                ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err != unicorn.UC_ERR_OK:
+            raise UcError(err)
+        self._native_lib = lib  # keep the library (and so the callback) alive
+
+    def map_device(self, base: int, size: int, device: Device) -> None:
+        """Put a device model on the bus."""
+        read, write = device.read, device.write
+
+        def on_read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
+            return read(offset, size)
+
+        def on_write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
+            write(offset, size, value)
+
+        self.uc.mmio_map(base, size, on_read, None, on_write, None)
+
+    def build_template(self, pmp_spans: list[tuple[int, int]]) -> None:
+        """Run the M-mode set-up stub once; every hart's context starts as a copy of it.
+
+        The stub programs PMP as TOR pairs allowing exactly `pmp_spans` (the board's
+        regions) to S and U mode; Unicorn's API cannot write PMP CSRs directly.
+        """
+        if len(pmp_spans) > 8:
+            raise ValueError("too many PMP spans")
+        regs = []
+        words = []
+        cfg = 0
+        for i, (start, end) in enumerate(pmp_spans):
+            regs += [start >> 2, end >> 2]
+            cfg |= 0x0F << (8 * (2 * i + 1))  # entry 2i: OFF (bottom), 2i+1: TOR | RWX
+        for i in range(len(regs)):
+            words.append(self._csrw(0x3B0 + i, 5 + i))  # pmpaddrN <- x(5+i)
+        words.append(self._csrw(0x3A0, 5 + len(regs)))  # pmpcfg0 <- x(5+n)
+        code = b"".join(struct.pack("<I", w) for w in words)
+        self.uc.mem_write(MROM_BASE, code)
+        self.set_priv(csr.PRV_M)
+        for i, value in enumerate(regs + [cfg]):
+            self.wreg(UC_RISCV_REG_X0 + 5 + i, value)
+        self.uc.emu_start(MROM_BASE, MROM_BASE + len(code))
+        for i in range(len(regs) + 1):
+            self.wreg(UC_RISCV_REG_X0 + 5 + i, 0)
+        self.wreg(UC_RISCV_REG_MEDELEG, csr.MEDELEG_DEFAULT)
+        self.wreg(UC_RISCV_REG_MIDELEG, csr.MIDELEG_DEFAULT)
+        self.wreg(UC_RISCV_REG_MCOUNTEREN, 7)
+        self.wreg(UC_RISCV_REG_SCOUNTEREN, 7)
+        self.wreg(UC_RISCV_REG_MSTATUS, csr.MSTATUS_FS)
+        self.wreg(UC_RISCV_REG_MIE, 0)
+        self.wreg(UC_RISCV_REG_MIP, 0)
+        self.wreg(UC_RISCV_REG_SATP, 0)
+        self.set_priv(csr.PRV_S)
+        self.template = self.uc.context_save()
+
+    @staticmethod
+    def _csrw(csr_no: int, rs1: int) -> int:
+        return (csr_no << 20) | (rs1 << 15) | (1 << 12) | 0x73
+
+    def new_context(self, hart_id: int) -> unicorn.UcContext:
+        assert self.template is not None
+        ctx = self.uc.context_save()
+        ctypes.memmove(blob_address(ctx), blob_address(self.template), self.template.size)
+        blob_u64(ctx, OFF_MHARTID).value = hart_id
+        return ctx
+
+    # -- registers (ctypes straight into the C library: 2-3x cheaper than the binding)
+    def rreg(self, reg: int) -> int:
+        self._reg_read(self._h, reg, self._ref)
+        return self._val.value
+
+    def wreg(self, reg: int, value: int) -> None:
+        self._val.value = value & MASK64
+        self._reg_write(self._h, reg, self._ref)
+
+    def set_priv(self, priv: int) -> None:
+        self.wreg(UC_RISCV_REG_PRIV, priv)
+
+    def mcsr_read(self, reg: int) -> int:
+        """Read a CSR whatever the current privilege (Unicorn checks it on the API)."""
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        if priv == csr.PRV_M:
+            return self.rreg(reg)
+        self.set_priv(csr.PRV_M)
+        value = self.rreg(reg)
+        self.set_priv(priv)
+        return value
+
+    def update_mip(self, set_bits: int, clear_bits: int) -> None:
+        """Change S-level mip bits of the running hart (taken at the next block)."""
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        if priv != csr.PRV_M:
+            self.set_priv(csr.PRV_M)
+        mip = self.rreg(UC_RISCV_REG_MIP)
+        self.wreg(UC_RISCV_REG_MIP, (mip & ~clear_bits) | set_bits)
+        if priv != csr.PRV_M:
+            self.set_priv(priv)
+
+    def flush_tlb(self) -> None:
+        self._ctl(self._h, UC_CTL_TLB_FLUSH_WRITE)
+
+    # -- guest memory --------------------------------------------------------
+    def read_phys(self, paddr: int, size: int) -> bytes | None:
+        off = paddr - self.ram_base
+        if 0 <= off and off + size <= len(self.ram):
+            return self.ram[off:off + size]
+        return None
+
+    def write_phys(self, paddr: int, data: bytes) -> bool:
+        off = paddr - self.ram_base
+        if 0 <= off and off + len(data) <= len(self.ram):
+            self.ram[off:off + len(data)] = data
+            return True
+        return False
+
+    def _pte(self, paddr: int) -> int | None:
+        off = paddr - self.ram_base
+        if 0 <= off <= len(self.ram) - 8:
+            return struct.unpack_from("<Q", self.ram, off)[0]
+        return None
+
+    def virt_to_phys(self, vaddr: int, satp: int) -> int | None:
+        return translate(satp, vaddr & MASK64, self._pte)
+
+    def read_virt(self, vaddr: int, size: int, satp: int) -> bytes | None:
+        """Read guest memory through `satp`'s page tables (page by page)."""
+        out = b""
+        while size > 0:
+            chunk = min(size, 4096 - (vaddr & 0xFFF))
+            paddr = self.virt_to_phys(vaddr, satp)
+            data = None if paddr is None else self.read_phys(paddr, chunk)
+            if data is None:
+                return None
+            out += data
+            vaddr += chunk
+            size -= chunk
+        return out
+
+    def current_satp(self, priv: int) -> int:
+        """satp that applies to the running hart's accesses at `priv` (0 = bare)."""
+        if priv == csr.PRV_M:
+            return 0
+        return self.mcsr_read(UC_RISCV_REG_SATP)
+
+    def fetch_insn(self, pc: int, priv: int) -> int | None:
+        """The instruction at `pc` of the running hart (16 or 32 bits), or None."""
+        satp = self.current_satp(priv)
+        low = self.read_virt(pc, 2, satp)
+        if low is None:
+            return None
+        half = low[0] | (low[1] << 8)
+        if half & 3 != 3:
+            return half
+        high = self.read_virt(pc + 2, 2, satp)
+        return None if high is None else half | ((high[0] | (high[1] << 8)) << 16)
+
+    # -- switching harts -------------------------------------------------------
+    def switch_in(self, hart: Hart) -> None:
+        self.uc.context_restore(hart.ctx)
+        self.current = hart
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        self.set_priv(csr.PRV_M)
+        if hart.start is not None:
+            pc, a0, a1 = hart.start
+            hart.start = None
+            self.wreg(UC_RISCV_REG_PC, pc)
+            self.wreg(UC_RISCV_REG_A0, a0)
+            self.wreg(UC_RISCV_REG_A1, a1)
+            self.wreg(UC_RISCV_REG_SATP, 0)
+            self.wreg(UC_RISCV_REG_SSTATUS, self.rreg(UC_RISCV_REG_SSTATUS) & ~csr.SSTATUS_SIE)
+            priv = csr.PRV_S
+        # QEMU's interrupt_request is outside the blob: write mip back so pending bits are taken.
+        mip = self.rreg(UC_RISCV_REG_MIP) & ~(csr.MIP_STIP | csr.MIP_SEIP)
+        if hart.stip:
+            mip |= csr.MIP_STIP
+        if hart.seip:
+            mip |= csr.MIP_SEIP
+        if hart.ssip_pending:
+            mip |= csr.MIP_SSIP
+            hart.ssip_pending = False
+        self.wreg(UC_RISCV_REG_MIP, mip)
+        satp = self.rreg(UC_RISCV_REG_SATP)
+        if satp != self.loaded_satp or hart.flush_tlb:
+            self.flush_tlb()
+            self.loaded_satp = satp
+            hart.flush_tlb = False
+        self.set_priv(priv)
+
+    def switch_out(self, hart: Hart) -> None:
+        self.uc.context_update(hart.ctx)
+
+    def run(self, hart: Hart, budget: int) -> str:
+        """Run the loaded hart for about `budget` code bytes; return why it stopped.
+
+        'budget' (slice spent), 'wfi', a reason a hook set ('stop', 'exit', ...), or
+        'fault' after a host-side error that was reported.
+        """
+        b = self.budget
+        b.budget = budget
+        b.stopped = 0
+        b.bytes = 0
+        b.blocks = 0
+        self.stop_reason = None
+        while True:
+            self.resume_after_error = False
+            try:
+                self.uc.emu_start(self.rreg(UC_RISCV_REG_PC), UNTIL)
+            except UcError as err:
+                if self.resume_after_error and self.stop_reason is None and b.budget > 0:
+                    continue  # ebreak delivered from UC_HOOK_INSN_INVALID: carry on at stvec
+                if self.stop_reason is None and not self.resume_after_error:
+                    self.host.on_host_fault(hart, f"Unicorn stopped: {err}")
+                    return "fault"
+            break
+        if self.stop_reason is not None:
+            return self.stop_reason
+        if b.stopped:
+            return "budget"
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        pc = self.rreg(UC_RISCV_REG_PC)
+        if self.fetch_insn(pc - 4, priv) == csr.INSN_WFI:
+            return "wfi"
+        return "yield"
+
+    def stop(self, reason: str) -> None:
+        """End the running slice from inside a hook (synchronous)."""
+        self.stop_reason = reason
+        self.uc.emu_stop()
+
+    def wfi_state(self) -> tuple[int, int]:
+        """(mip, mie) of the running hart, to decide whether a WFI parks it."""
+        return self.mcsr_read(UC_RISCV_REG_MIP), self.mcsr_read(UC_RISCV_REG_MIE)
+
+    # -- traps -------------------------------------------------------------------
+    def _on_intr(self, _uc: Uc, intno: int, _ud: object) -> None:
+        hart = self.current
+        assert hart is not None
+        pc = self.rreg(UC_RISCV_REG_PC)
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        epc = (pc - 4) & MASK64  # Unicorn has added 4 for every cause and length
+        if intno == csr.CAUSE_USER_ECALL:
+            if priv == csr.PRV_S:
+                hart.count("sbi")
+                self.host.sbi_call(hart)  # returns to pc = ecall + 4
+                return
+            self.deliver(hart, csr.CAUSE_USER_ECALL + priv, epc, 0, priv)
+            return
+        if intno == csr.CAUSE_ILLEGAL_INSTRUCTION:
+            insn = self.fetch_insn(epc, priv)
+            if insn is not None and _is_rdtime(insn):
+                rd = (insn >> 7) & 31
+                hart.count("rdtime")
+                value = self.host.rdtime(hart, epc)
+                if rd:
+                    self.wreg(UC_RISCV_REG_X0 + rd, value)
+                return  # pc already points past the instruction
+            self.deliver(hart, intno, epc, insn or 0, priv)
+            return
+        tval = 0
+        if intno in csr.ADDRESS_CAUSES:
+            tval = blob_u64(self.uc.context_save(), OFF_BADADDR).value
+        elif intno == csr.CAUSE_BREAKPOINT:
+            tval = epc
+        self.deliver(hart, intno, epc, tval, priv)
+
+    def _on_insn_invalid(self, _uc: Uc, _ud: object) -> bool:
+        hart = self.current
+        assert hart is not None
+        pc = self.rreg(UC_RISCV_REG_PC)
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        insn = self.fetch_insn(pc, priv)
+        if insn in (csr.INSN_EBREAK, csr.INSN_C_EBREAK):
+            self.deliver(hart, csr.CAUSE_BREAKPOINT, pc, pc, priv)
+        else:
+            self.deliver(hart, csr.CAUSE_ILLEGAL_INSTRUCTION, pc, insn or 0, priv)
+        self.resume_after_error = True
+        return True
+
+    def _on_unmapped(self, _uc: Uc, access: int, address: int, size: int, _value: int, _ud: object) -> bool:
+        # S/U accesses outside the board fault through PMP; only M-mode code gets here.
+        hart = self.current
+        assert hart is not None
+        self.stop_reason = "fault"
+        self.host.on_host_fault(hart, f"M-mode access to unmapped physical address {address:#x} ({size} bytes)")
+        return False
+
+    def deliver(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None:
+        """Trap entry as the hardware (and OpenSBI's redirect) would do it."""
+        self.host.on_trap(hart, cause, epc, tval, priv)
+        if priv <= csr.PRV_S:
+            if priv == csr.PRV_U:
+                self.set_priv(csr.PRV_S)  # S CSRs are not writable through the API at U
+            status = self.rreg(UC_RISCV_REG_SSTATUS)
+            spie = csr.SSTATUS_SPIE if status & csr.SSTATUS_SIE else 0
+            spp = csr.SSTATUS_SPP if priv == csr.PRV_S else 0
+            status = (status & ~(csr.SSTATUS_SPIE | csr.SSTATUS_SPP | csr.SSTATUS_SIE)) | spie | spp
+            self.wreg(UC_RISCV_REG_SSTATUS, status)
+            self.wreg(UC_RISCV_REG_SEPC, epc)
+            self.wreg(UC_RISCV_REG_SCAUSE, cause)
+            self.wreg(UC_RISCV_REG_STVAL, tval)
+            self.wreg(UC_RISCV_REG_PC, self.rreg(UC_RISCV_REG_STVEC) & ~3)
+        else:
+            status = self.rreg(UC_RISCV_REG_MSTATUS)
+            mpie = csr.MSTATUS_MPIE if status & csr.MSTATUS_MIE else 0
+            status = (status & ~(csr.MSTATUS_MPIE | csr.MSTATUS_MIE | (3 << csr.MSTATUS_MPP_SHIFT)))
+            status |= mpie | (priv << csr.MSTATUS_MPP_SHIFT)
+            self.wreg(UC_RISCV_REG_MSTATUS, status)
+            self.wreg(UC_RISCV_REG_MEPC, epc)
+            self.wreg(UC_RISCV_REG_MCAUSE, cause)
+            self.wreg(UC_RISCV_REG_MTVAL, tval)
+            self.wreg(UC_RISCV_REG_PC, self.rreg(UC_RISCV_REG_MTVEC) & ~3)
+
+    # -- SBI register access -----------------------------------------------------
+    def sbi_args(self) -> list[int]:
+        """a0..a7 of the running hart."""
+        return [self.rreg(UC_RISCV_REG_A0 + i) for i in range(8)]
+
+    def set_sbi_ret(self, error: int, value: int | None = None) -> None:
+        self.wreg(UC_RISCV_REG_A0, error)
+        if value is not None:
+            self.wreg(UC_RISCV_REG_A1, value)
+
+    def pc(self) -> int:
+        return self.rreg(UC_RISCV_REG_PC)
+
+
+def _is_rdtime(insn: int) -> bool:
+    """csrrs rd, time, x0 / csrrsi rd, time, 0 (what rdtime and `csrr rd, time` assemble to)."""
+    return insn & 0xFFFFF07F in (0xC0102073, 0xC0106073)
+

@@ -1,0 +1,359 @@
+"""A machine built from a BoardSpec: CPU model, devices, firmware, scheduler, console.
+
+The Machine is the composition root: it owns the parts and answers the CPU adapter's
+and the firmware's requests (it implements `CpuHost` and the SBI's `Firmware`), so no
+part reaches into another.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from unicorn.riscv_const import UC_RISCV_REG_A7 as UC_A7
+
+from emu.board import TIMEBASE_HZ, BoardSpec, merged_ranges
+from emu.console import Console
+from emu.cpu.riscv import csr
+from emu.cpu.riscv.cpu import RiscvCpu
+from emu.devices.aclint import Aclint
+from emu.devices.irq import IrqLine
+from emu.devices.pci_ecam import PciEcamEmpty
+from emu.devices.plic import PLIC_NDEV, Plic
+from emu.devices.test_finisher import TestFinisher
+from emu.devices.uart16550 import Uart16550
+from emu.devices.virtio_mmio import VirtioMmioEmpty
+from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT
+from emu.fdt import build_fdt
+from emu.firmware.sbi import Sbi
+from emu.smp.clock import BYTES_PER_INSN, VirtualClock
+from emu.smp.hart import Hart, HsmState
+from emu.smp.scheduler import Scheduler
+from loader.image import KernelImage
+from loader.initrd import plan_layout
+
+FAULT_LOOP_LIMIT = 1000  # identical faults in a row
+PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
+PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
+
+
+@dataclass
+class MachineOptions:
+    quantum: int = 100_000  # instructions per hart per round
+    timeout: float | None = None  # host seconds
+    realtime: bool = False
+    stdin: BinaryIO | int | None = None
+    stdout: BinaryIO | int | None = None
+    capture: bool = False
+    report: BinaryIO | None = None  # where hang/panic reports go (stderr)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    reason: str
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+class Machine:
+    def __init__(self, board: BoardSpec, kernel: KernelImage, initrd: bytes | None = None,
+                 options: MachineOptions | None = None) -> None:
+        self.board = board
+        self.kernel = kernel
+        self.opts = options or MachineOptions()
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self.events: deque[tuple] = deque(maxlen=16)
+        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture)
+        self.clock = VirtualClock()
+        self.harts = [Hart(i) for i in range(board.harts)]
+        self._panic_at: int | None = None
+        self._tail = b""
+
+        self.cpu = RiscvCpu(board, self)
+        self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
+        self.sbi = Sbi(self)
+        self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
+        self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
+        self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
+        self.mmio_counts: dict[str, int] = {}
+        for region in board.regions:
+            device = self._make_device(region.kind)
+            if device is not None:
+                self.cpu.map_device(region.base, region.size, _Counted(device, region.name, self.mmio_counts))
+        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
+        for hart in self.harts:
+            hart.ctx = self.cpu.new_context(hart.id)
+        self._load(initrd)
+
+    def _make_device(self, kind: str) -> object | None:
+        return {
+            "uart16550": self.uart,
+            "plic": self.plic,
+            "aclint": self.aclint,
+            "test_finisher": TestFinisher(self.request_exit),
+            "virtio_mmio": VirtioMmioEmpty(),
+            "pci_ecam": PciEcamEmpty(),
+        }.get(kind)
+
+    def _load(self, initrd: bytes | None) -> None:
+        ram = self.board.ram
+        probe_dtb = build_fdt(self.board)
+        layout = plan_layout(ram.base, ram.size, self.kernel.start, self.kernel.end,
+                             None if initrd is None else len(initrd), len(probe_dtb) + 4096)
+        self.board.initrd = layout.initrd
+        dtb = build_fdt(self.board)
+        for addr, data in self.kernel.segments:
+            self.cpu.write_phys(addr, data)
+        if initrd is not None and layout.initrd:
+            self.cpu.write_phys(layout.initrd[0], initrd)
+        self.cpu.write_phys(layout.dtb, dtb)
+        self.dtb_addr = layout.dtb
+        boot = self.harts[0]
+        boot.state = HsmState.START_PENDING
+        boot.start = (self.kernel.entry, 0, layout.dtb)
+
+    # -- running -------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self._host_start = time.monotonic()
+        with self.console:
+            self.scheduler.run(self)
+        code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
+        return RunResult(code, self.exit_reason, self.stats())
+
+    def stats(self) -> dict[str, object]:
+        per_hart = {h.id: dict(h.stats) for h in self.harts}
+        return {
+            "vtime_s": self.clock.seconds(),
+            "rounds": self.scheduler.rounds,
+            "switches": self.scheduler.switches,
+            "wfi_parks": self.scheduler.parks,
+            "idle_skipped_ticks": self.clock.idle_skipped,
+            "sbi": dict(self.sbi.calls),
+            "mmio": dict(self.mmio_counts),
+            "harts": per_hart,
+        }
+
+    def request_exit(self, code: int, reason: str) -> None:
+        if self.exit_code is None:
+            self.exit_code = code
+            self.exit_reason = reason
+        if self.cpu.current is not None:
+            self.cpu.stop("exit")
+
+    def poll(self, block: bool) -> None:
+        """Between rounds: console I/O, --timeout, --realtime pacing, panic grace."""
+        self.console.flush()
+        now = time.monotonic()
+        if self.opts.timeout is not None and now - self._host_start >= self.opts.timeout:
+            self._report(f"timeout after {self.opts.timeout:g} s")
+            self.request_exit(EXIT_TIMEOUT, "timeout")
+            return
+        if self._panic_at is not None and self.clock.ticks - self._panic_at > PANIC_GRACE_TICKS:
+            self._report("guest panic")
+            self.request_exit(EXIT_GUEST_PANIC, "guest panic")
+            return
+        wait = 0.0
+        if block:
+            wait = 0.05
+            if self.opts.timeout is not None:
+                wait = max(0.0, min(wait, self.opts.timeout - (now - self._host_start)))
+        elif self.opts.realtime:
+            ahead = self.clock.seconds() - (now - self._host_start)
+            if ahead > 0:
+                wait = min(ahead, 0.05)
+        if self.console.eof:
+            if wait:
+                time.sleep(wait)
+            return
+        data = self.console.read_input(wait)
+        if self.console.quit_requested:
+            self.request_exit(0, "quit (Ctrl-A x)")
+            return
+        if data:
+            self.uart.push_input(data)
+
+    def input_possible(self) -> bool:
+        return not self.console.eof
+
+    def report_hang(self) -> None:
+        self._report("guest hang: every hart is stopped or waits with no timer armed and no input can arrive")
+        self.request_exit(EXIT_GUEST_HANG, "hang")
+
+    def _report(self, what: str) -> None:
+        self.console.flush()
+        out = self.opts.report or sys.stderr
+        lines = [f"emu: {what} at virtual time {self.clock.seconds():.6f} s"]
+        for h in self.harts:
+            pc = self._hart_pc(h)
+            sym = self.kernel.symbols.lookup(pc) if pc is not None else None
+            where = f"pc {pc:#x}" if pc is not None else "pc ?"
+            if sym:
+                where += f" <{sym}>"
+            state = "parked (wfi)" if h.parked else h.state.name.lower()
+            lines.append(f"emu:   hart {h.id}: {state}, {where}")
+        if self.events:
+            lines.append("emu:   last events: " + "; ".join(_fmt_event(e) for e in self.events))
+        out.write("\r\n".join(lines) + "\r\n" if self.console._saved_tty else "\n".join(lines) + "\n")
+        out.flush()
+
+    def _hart_pc(self, hart: Hart) -> int | None:
+        from emu.cpu.riscv.context import OFF_PC, blob_u64
+
+        if hart.ctx is None or hart.state == HsmState.STOPPED and hart.start is None:
+            return None
+        if self.cpu.current is hart:
+            return self.cpu.pc()
+        return blob_u64(hart.ctx, OFF_PC).value
+
+    # -- CpuHost ---------------------------------------------------------------------
+    def sbi_call(self, hart: Hart) -> None:
+        a7 = self.cpu.rreg(UC_A7)
+        self.events.append(("sbi", hart.id, self.clock.last_read, a7))
+        self.sbi.call(hart)
+
+    def rdtime(self, hart: Hart, pc: int) -> int:
+        return self.scheduler.rdtime(hart, pc)
+
+    def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None:
+        hart.count(f"trap{cause}")
+        self.events.append(("trap", hart.id, self.clock.last_read, cause, epc, tval, priv))
+        if cause in (csr.CAUSE_USER_ECALL, csr.CAUSE_SUPERVISOR_ECALL):
+            return
+        key = (cause, epc, tval)
+        if key == hart.last_fault:
+            hart.fault_repeats += 1
+            if hart.fault_repeats >= FAULT_LOOP_LIMIT:
+                self._report(f"fault loop: cause {cause} at {epc:#x} (tval {tval:#x}) {FAULT_LOOP_LIMIT} times on hart {hart.id}")
+                self.request_exit(EXIT_FAULT_LOOP, "fault loop")
+        else:
+            hart.last_fault = key
+            hart.fault_repeats = 0
+
+    def on_host_fault(self, hart: Hart, message: str) -> None:
+        self._report(f"host fault on hart {hart.id}: {message}")
+        self.request_exit(EXIT_HOST_FAULT, "host fault")
+
+    # -- Firmware (SBI services) ---------------------------------------------------------
+    def sbi_regs(self) -> list[int]:
+        return self.cpu.sbi_args()
+
+    def sbi_return(self, error: int, value: int | None = None) -> None:
+        self.cpu.set_sbi_ret(error, value)
+
+    def read_caller_virt(self, vaddr: int, size: int) -> bytes | None:
+        return self.cpu.read_virt(vaddr, size, self.cpu.current_satp(csr.PRV_S))
+
+    def read_phys(self, paddr: int, size: int) -> bytes | None:
+        return self.cpu.read_phys(paddr, size)
+
+    def write_phys(self, paddr: int, data: bytes) -> bool:
+        return self.cpu.write_phys(paddr, data)
+
+    def set_timer(self, hart: Hart, deadline: int) -> None:
+        self.scheduler.set_timer(hart, deadline)
+
+    def send_ipi(self, source: Hart, targets: list[Hart]) -> None:
+        for t in targets:
+            self.events.append(("ipi", source.id, self.clock.last_read, t.id))
+            if t is self.cpu.current:
+                self.cpu.update_mip(csr.MIP_SSIP, 0)
+            else:
+                t.ssip_pending = True
+
+    def clear_ipi(self, hart: Hart) -> None:
+        self.cpu.update_mip(0, csr.MIP_SSIP)
+
+    def remote_fence(self, source: Hart, targets: list[Hart], kind: str) -> None:
+        if kind == "fence.i":
+            return  # one shared translation cache: nothing to do
+        for t in targets:
+            if t is self.cpu.current:
+                self.cpu.flush_tlb()
+            else:
+                t.flush_tlb = True
+
+    def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None:
+        self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))
+        hart.state = HsmState.START_PENDING
+        hart.start = (start_addr, hart.id, opaque)
+        hart.parked = False
+        hart.stip = False
+        hart.deadline = (1 << 64) - 1
+
+    def hart_stop(self, hart: Hart) -> None:
+        hart.state = HsmState.STOPPED
+        self.cpu.stop("stop")
+
+    def hart_suspend(self, hart: Hart, non_retentive: bool, resume_addr: int, opaque: int) -> None:
+        hart.state = HsmState.SUSPENDED
+        hart.parked = True
+        if non_retentive:
+            hart.start = (resume_addr, hart.id, opaque)
+        self.cpu.stop("suspend")
+
+    def console_write(self, data: bytes) -> None:
+        self.console.write(data)
+        self._watch_panic(data)
+
+    def console_read(self, size: int) -> bytes:
+        out = bytearray()
+        while self.uart.rx and len(out) < size:
+            out.append(self.uart.rx.popleft())
+        return bytes(out)
+
+    def system_reset(self, reset_type: int, reason: int) -> None:
+        kind = ("shutdown", "cold reboot", "warm reboot")[reset_type]
+        self.request_exit(1 if reason else 0, f"SBI system reset: {kind}{' (system failure)' if reason else ''}")
+
+    # -- devices ---------------------------------------------------------------------------
+    def _on_plic_output(self, context: int, level: bool) -> None:
+        hart_id, is_s = divmod(context, 2)
+        if not is_s or hart_id >= len(self.harts):
+            return  # M-mode external interrupts: no M-mode software runs here
+        hart = self.harts[hart_id]
+        hart.seip = level
+        if hart is self.cpu.current:
+            self.cpu.update_mip(csr.MIP_SEIP if level else 0, 0 if level else csr.MIP_SEIP)
+
+    def _watch_panic(self, data: bytes) -> None:
+        if self._panic_at is not None:
+            return
+        tail = self._tail + data
+        if any(p in tail for p in PANIC_PATTERNS):
+            self._panic_at = self.clock.ticks
+        self._tail = tail[-64:]
+
+
+class _Counted:
+    """Wraps a device to count MMIO accesses per region (benchmark figures)."""
+
+    __slots__ = ("dev", "name", "counts", "read", "write")
+
+    def __init__(self, dev: object, name: str, counts: dict[str, int]) -> None:
+        self.dev, self.name, self.counts = dev, name, counts
+        counts[name] = 0
+
+        def read(offset: int, size: int) -> int:
+            counts[name] += 1
+            return dev.read(offset, size)  # type: ignore[attr-defined]
+
+        def write(offset: int, size: int, value: int) -> None:
+            counts[name] += 1
+            dev.write(offset, size, value)  # type: ignore[attr-defined]
+
+        self.read, self.write = read, write
+
+
+def _fmt_event(e: tuple) -> str:
+    kind, hart, t = e[0], e[1], e[2]
+    if kind == "trap":
+        return f"t={t} h{hart} trap cause={e[3]} epc={e[4]:#x} tval={e[5]:#x}"
+    if kind == "sbi":
+        return f"t={t} h{hart} sbi eid={e[3]:#x}"
+    if kind == "ipi":
+        return f"t={t} h{hart} ipi->h{e[3]}"
+    return f"t={t} h{hart} {kind} {e[3]:#x}"
+

@@ -1,0 +1,1 @@
+"""Hart scheduling, the virtual clock and inter-hart signalling."""

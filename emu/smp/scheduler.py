@@ -1,0 +1,201 @@
+"""Deterministic round-robin scheduling of harts on one CPU model instance.
+
+Every round gives each runnable hart (in hart-id order) the same budget of code bytes,
+starting at the same virtual time.  A round is cut short at the earliest timer deadline
+so timer interrupts arrive on time.  A hart that executes WFI with nothing pending is
+parked until an IPI, its timer or a device interrupt makes `mip & mie` non-zero; it is
+never re-run in a spin.  When every started hart is parked the clock jumps to the next
+deadline (idle skip), or the machine waits for input, or reports a hang.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from emu.cpu.riscv import csr
+from emu.smp.clock import BYTES_PER_TICK, VirtualClock
+from emu.smp.hart import NO_DEADLINE, Hart, HsmState
+
+RDTIME_SPIN_THRESHOLD = 16  # reads from one pc, close together, before time is skipped
+RDTIME_SPIN_GAP = 600  # bytes between two reads that still count as a polling loop
+RDTIME_SKIP_MAX = 1000  # ticks (100 us) skipped per read at most
+
+
+class Cpu(Protocol):
+    """The arch adapter as the scheduler sees it."""
+
+    current: Hart | None
+
+    def switch_in(self, hart: Hart) -> None: ...
+
+    def switch_out(self, hart: Hart) -> None: ...
+
+    def run(self, hart: Hart, budget: int) -> str: ...
+
+    def wfi_state(self) -> tuple[int, int]: ...
+
+    def update_mip(self, set_bits: int, clear_bits: int) -> None: ...
+
+
+class MachineLoop(Protocol):
+    """What the scheduler asks of the machine between rounds."""
+
+    exit_code: int | None
+
+    def poll(self, block: bool) -> None: ...
+
+    def input_possible(self) -> bool: ...
+
+    def report_hang(self) -> None: ...
+
+
+class Scheduler:
+    def __init__(self, cpu: Cpu, harts: list[Hart], clock: VirtualClock, quantum_bytes: int) -> None:
+        self.cpu = cpu
+        self.harts = harts
+        self.clock = clock
+        self.quantum = quantum_bytes
+        self.slice_budget = 0  # budget the running slice started with
+        self.rounds = 0
+        self.switches = 0
+        self.parks = 0
+
+    # -- time ------------------------------------------------------------------
+    def local_bytes(self, hart: Hart) -> int:
+        local = self.clock.round_start + hart.round_bytes
+        if hart is self.cpu.current:
+            local += self.slice_budget - self.cpu.budget.budget  # type: ignore[attr-defined]
+        return local
+
+    def now(self, hart: Hart) -> int:
+        """Ticks as `hart` reads them (time CSR, mtime)."""
+        return self.clock.read(self.local_bytes(hart))
+
+    def rdtime(self, hart: Hart, pc: int) -> int:
+        """A time read; a hart polling the time CSR in a tight loop skips time forward.
+
+        U-Boot's `sleep 1` or Linux's udelay read time in a loop of a few
+        instructions: without the skip each virtual second would cost ~10 M traps.
+        The skip is charged to the hart's budget, so it is deterministic.
+        """
+        local = self.local_bytes(hart)
+        if pc == hart.last_rdtime_pc and local - hart.last_rdtime_bytes < RDTIME_SPIN_GAP:
+            hart.rdtime_spin += 1
+            if hart.rdtime_spin > RDTIME_SPIN_THRESHOLD:
+                skip = min(1 << min(hart.rdtime_spin - RDTIME_SPIN_THRESHOLD, 20), RDTIME_SKIP_MAX)
+                self.cpu.budget.budget -= skip * BYTES_PER_TICK  # type: ignore[attr-defined]
+                local += skip * BYTES_PER_TICK
+        else:
+            hart.rdtime_spin = 0
+        hart.last_rdtime_pc = pc
+        hart.last_rdtime_bytes = local
+        return self.clock.read(local)
+
+    def set_timer(self, hart: Hart, deadline: int) -> None:
+        hart.deadline = deadline
+        now = self.now(hart)
+        if deadline <= now:
+            hart.stip = True
+            self.cpu.update_mip(csr.MIP_STIP, 0)
+            return
+        hart.stip = False
+        self.cpu.update_mip(0, csr.MIP_STIP)
+        # End this slice at the deadline so the interrupt is not late.
+        until = deadline * BYTES_PER_TICK - self.local_bytes(hart)
+        b = self.cpu.budget  # type: ignore[attr-defined]
+        if 0 < until < b.budget:
+            b.budget = until
+
+    # -- the loop --------------------------------------------------------------
+    def _wake_parked(self) -> None:
+        now = self.clock.ticks
+        for h in self.harts:
+            if h.state not in (HsmState.STARTED, HsmState.SUSPENDED):
+                continue
+            if not h.stip and h.deadline <= now:
+                h.stip = True
+            if not h.parked:
+                continue
+            pending = h.parked_mip
+            if h.stip:
+                pending |= csr.MIP_STIP
+            if h.seip:
+                pending |= csr.MIP_SEIP
+            if h.ssip_pending:
+                pending |= csr.MIP_SSIP
+            if pending & h.wake_mask:
+                h.parked = False
+                h.state = HsmState.STARTED
+
+    def run(self, machine: MachineLoop) -> None:
+        while machine.exit_code is None:
+            machine.poll(False)
+            if machine.exit_code is not None:
+                break
+            for h in self.harts:
+                if h.state == HsmState.START_PENDING:
+                    h.state = HsmState.STARTED
+            self._wake_parked()
+            runnable = [h for h in self.harts if h.state == HsmState.STARTED and not h.parked]
+            waiting = [h for h in self.harts if h.state in (HsmState.STARTED, HsmState.SUSPENDED)]
+            if not runnable:
+                deadline = min((h.deadline for h in waiting), default=NO_DEADLINE)
+                if deadline != NO_DEADLINE:
+                    self.clock.skip_to(deadline)
+                    continue
+                if machine.input_possible():
+                    machine.poll(True)
+                    continue
+                machine.report_hang()
+                break
+            length = self.quantum
+            start = self.clock.round_start
+            for h in waiting:
+                if h.deadline != NO_DEADLINE and not h.stip:
+                    length = min(length, max(BYTES_PER_TICK, h.deadline * BYTES_PER_TICK - start))
+            for h in runnable:
+                self._run_hart(h, length)
+                if machine.exit_code is not None:
+                    return
+            self.clock.round_start = start + length
+            for h in self.harts:
+                h.round_bytes = 0
+            self.rounds += 1
+
+    def _run_hart(self, hart: Hart, length: int) -> None:
+        cpu = self.cpu
+        cpu.switch_in(hart)
+        self.switches += 1
+        try:
+            while hart.round_bytes < length:
+                budget = length - hart.round_bytes
+                if hart.deadline != NO_DEADLINE and not hart.stip:
+                    until = hart.deadline * BYTES_PER_TICK - (self.clock.round_start + hart.round_bytes)
+                    if 0 < until < budget:
+                        budget = until
+                self.slice_budget = budget
+                reason = cpu.run(hart, budget)
+                hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
+                self.slice_budget = 0
+                if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
+                    hart.stip = True
+                    cpu.update_mip(csr.MIP_STIP, 0)
+                if reason in ("budget", "yield"):
+                    continue
+                if reason == "wfi":
+                    mip, mie = cpu.wfi_state()
+                    if mip & mie:
+                        continue
+                    hart.parked = True
+                    hart.parked_mip = mip
+                    hart.wake_mask = mie
+                    self.parks += 1
+                    break
+                if reason == "suspend":
+                    _mip, mie = cpu.wfi_state()
+                    hart.wake_mask = mie or csr.S_INTERRUPTS
+                    hart.parked_mip = 0
+                    self.parks += 1
+                break  # stop, exit, fault
+        finally:
+            cpu.switch_out(hart)
+            cpu.current = None

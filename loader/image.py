@@ -1,0 +1,135 @@
+"""Kernel images: riscv64 ELF (PT_LOAD at physical addresses) or a raw binary.
+
+A raw image is entered at the kernel address (0x8020_0000, where OpenSBI jumps).  Files
+that are neither a riscv64 ELF nor plausibly RISC-V code (Linux Image header, or first
+instructions that decode) are refused with a one-line error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import capstone
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from emu.board import KERNEL_ADDR
+from emu.errors import EmuError
+from loader.symbols import Symbols
+
+EM_RISCV = 243
+LINUX_IMAGE_MAGIC = b"RISCV\0\0\0"
+LINUX_IMAGE_MAGIC2 = b"RSC\x05"
+
+
+@dataclass
+class KernelImage:
+    path: Path
+    kind: str  # "elf" or "raw"
+    segments: list[tuple[int, bytes]]  # (physical address, bytes incl. zero fill)
+    entry: int  # physical
+    symbols: Symbols = field(default_factory=Symbols)
+
+    @property
+    def start(self) -> int:
+        return min(a for a, _ in self.segments)
+
+    @property
+    def end(self) -> int:
+        return max(a + len(d) for a, d in self.segments)
+
+
+def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EmuError(f"kernel not found: {path}") from None
+    except IsADirectoryError:
+        raise EmuError(f"kernel is a directory: {path}") from None
+    except OSError as err:
+        raise EmuError(f"cannot read kernel {path}: {err.strerror}") from None
+    if not data:
+        raise EmuError(f"kernel is empty: {path}")
+    if data[:4] == b"\x7fELF":
+        return _load_elf(path, data, ram_base, ram_base + ram_size)
+    _check_raw(path, data)
+    return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR)
+
+
+def _check_raw(path: Path, data: bytes) -> None:
+    if data[48:56] == LINUX_IMAGE_MAGIC or data[56:60] == LINUX_IMAGE_MAGIC2:
+        return
+    head = data[:256]
+    printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
+    known = {b"\x1f\x8b": "gzip data", b"PK": "a zip archive", b"#!": "a script", b"MZ": "a PE/EFI executable"}
+    for magic, what in known.items():
+        if data.startswith(magic):
+            raise EmuError(f"{path}: not a riscv64 kernel ({what})")
+    if printable > 0.9 * len(head):
+        raise EmuError(f"{path}: not a riscv64 kernel (looks like text)")
+    md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+    decoded = 0
+    for insn in md.disasm(data[:64], KERNEL_ADDR):
+        decoded += insn.size
+        if decoded >= 16:
+            return
+    raise EmuError(f"{path}: not a riscv64 ELF or raw image (its first bytes are not RISC-V code)")
+
+
+def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelImage:
+    import io
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        machine = elf["e_machine"]
+        if machine not in ("EM_RISCV", EM_RISCV):
+            raise EmuError(f"{path}: ELF for {str(machine).removeprefix('EM_')}, expected riscv64")
+        if elf.elfclass != 64:
+            raise EmuError(f"{path}: 32-bit RISC-V ELF, expected riscv64")
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0]
+        if not loads:
+            raise EmuError(f"{path}: ELF has no loadable segments")
+        raw = [(seg["p_paddr"], seg["p_vaddr"], seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"])) for seg in loads]
+        entry_v = elf["e_entry"]
+        symbols = _symbols(elf)
+    except ELFError as err:
+        raise EmuError(f"{path}: malformed ELF ({err})") from None
+    except EmuError:
+        raise
+    except Exception as err:  # pyelftools raises assorted errors on truncated files
+        raise EmuError(f"{path}: malformed ELF ({type(err).__name__})") from None
+
+    def inside(addr: int, size: int) -> bool:
+        return ram_start <= addr and addr + size <= ram_end
+
+    if all(inside(p, len(d)) for p, _, d in raw):
+        place = {v: p for p, v, _ in raw}
+    elif all(inside(v, len(d)) for _, v, d in raw):
+        place = {v: v for _, v, _ in raw}
+    else:  # linked high: keep the layout, put the lowest segment at the kernel address
+        low = min(v for _, v, _ in raw)
+        place = {v: v - low + KERNEL_ADDR for _, v, _ in raw}
+    segments = [(place[v], d) for _, v, d in raw]
+    entry = None
+    for _, v, d in raw:
+        if v <= entry_v < v + len(d):
+            entry = entry_v - v + place[v]
+        elif place[v] <= entry_v < place[v] + len(d):
+            entry = entry_v
+    if entry is None:
+        raise EmuError(f"{path}: ELF entry point {entry_v:#x} is outside its loadable segments")
+    return KernelImage(path, "elf", segments, entry, symbols)
+
+
+def _symbols(elf: ELFFile) -> Symbols:
+    entries = []
+    for section in elf.iter_sections():
+        if not isinstance(section, SymbolTableSection):
+            continue
+        for sym in section.iter_symbols():
+            if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
+                    and sym["st_shndx"] != "SHN_UNDEF" and not sym.name.startswith("$"):
+                entries.append((sym["st_value"], sym["st_size"], sym.name))
+    return Symbols.from_entries(entries)
