@@ -67,13 +67,16 @@ def virt_regions(ram_size: int, virtio_slots: int = 8) -> list[Region]:
         Region("mrom", MROM_BASE, 0xF000, "rom"),
         Region("test", 0x10_0000, 0x1000, "test_finisher"),
         Region("clint", 0x200_0000, 0x1_0000, "aclint"),
-        Region("plic", 0x0C00_0000, 0x60_0000, "plic"),
+        Region("plic", 0x0C00_0000, 0x400_0000, "plic"),  # QEMU maps 0x60_0000; a power of two fits one PMP entry
         Region("uart0", 0x1000_0000, 0x1000, "uart16550", irq=10),
     ]
     regions += [
         Region(f"virtio{i}", 0x1000_1000 + 0x1000 * i, 0x1000, "virtio_mmio", irq=1 + i)
         for i in range(virtio_slots)
     ]
+    used = 0x1000 * (1 + virtio_slots)
+    if used < 0x1_0000:  # pad the UART + virtio block to 64 KiB: one PMP entry
+        regions.append(Region("mmio-pad", 0x1000_0000 + used, 0x1_0000 - used, "empty"))
     # zCore scans PCI ECAM at this address without asking the device tree.
     regions.append(Region("pcie-ecam", 0x3000_0000, 0x1000_0000, "pci_ecam"))
     regions.append(Region("ram", RAM_BASE, ram_size, "ram"))

@@ -96,6 +96,7 @@ class Machine:
             "test_finisher": TestFinisher(self.request_exit),
             "virtio_mmio": VirtioMmioEmpty(),
             "pci_ecam": PciEcamEmpty(),
+            "empty": _Empty(),
         }.get(kind)
 
     def _load(self, initrd: bytes | None) -> None:
@@ -325,6 +326,16 @@ class Machine:
         if any(p in tail for p in PANIC_PATTERNS):
             self._panic_at = self.clock.ticks
         self._tail = tail[-64:]
+
+
+class _Empty:
+    """Reserved MMIO: reads 0, writes ignored."""
+
+    def read(self, offset: int, size: int) -> int:
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        pass
 
 
 class _Counted:

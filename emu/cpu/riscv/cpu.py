@@ -135,27 +135,39 @@ class RiscvCpu:
     def build_template(self, pmp_spans: list[tuple[int, int]]) -> None:
         """Run the M-mode set-up stub once; every hart's context starts as a copy of it.
 
-        The stub programs PMP as TOR pairs allowing exactly `pmp_spans` (the board's
-        regions) to S and U mode; Unicorn's API cannot write PMP CSRs directly.
+        The stub programs PMP to allow exactly `pmp_spans` (the board's regions) to S
+        and U mode, one NAPOT entry per power-of-two span and a TOR pair otherwise;
+        Unicorn's API cannot write PMP CSRs directly.
         """
-        if len(pmp_spans) > 8:
-            raise ValueError("too many PMP spans")
-        regs = []
-        words = []
-        cfg = 0
-        for i, (start, end) in enumerate(pmp_spans):
-            regs += [start >> 2, end >> 2]
-            cfg |= 0x0F << (8 * (2 * i + 1))  # entry 2i: OFF (bottom), 2i+1: TOR | RWX
-        for i in range(len(regs)):
-            words.append(self._csrw(0x3B0 + i, 5 + i))  # pmpaddrN <- x(5+i)
-        words.append(self._csrw(0x3A0, 5 + len(regs)))  # pmpcfg0 <- x(5+n)
+        addrs: list[int] = []
+        cfgs: list[int] = []
+        for start, end in pmp_spans:
+            size = end - start
+            if size & (size - 1) == 0 and start % size == 0 and size >= 8:
+                addrs.append((start >> 2) | ((size >> 3) - 1))
+                cfgs.append(0x1F)  # NAPOT | RWX
+            else:
+                addrs += [start >> 2, end >> 2]
+                cfgs += [0x00, 0x0F]  # OFF (bottom of the range), TOR | RWX
+        # Unicorn 2.1.4 mishandles PMP entries 8-15 (seen: S-mode fetches from RAM then
+        # fail), so the board must fit in pmpcfg0's eight entries.
+        if len(addrs) > 8:
+            raise ValueError(f"board needs {len(addrs)} PMP entries, at most 8 are usable")
+        cfg = sum(c << (8 * i) for i, c in enumerate(cfgs))
+        values = addrs + [cfg]
+        words = [self._csrw(0x3B0 + i, 5 + i) for i in range(len(addrs))]  # pmpaddrN <- x(5+N)
+        words.append(self._csrw(0x3A0, 5 + len(addrs)))  # pmpcfg0
         code = b"".join(struct.pack("<I", w) for w in words)
         self.uc.mem_write(MROM_BASE, code)
         self.set_priv(csr.PRV_M)
-        for i, value in enumerate(regs + [cfg]):
+        for i, value in enumerate(values):
             self.wreg(UC_RISCV_REG_X0 + 5 + i, value)
+        self.budget.budget = 1 << 40  # the slice hook must not end the stub
+        self.budget.stopped = 0
         self.uc.emu_start(MROM_BASE, MROM_BASE + len(code))
-        for i in range(len(regs) + 1):
+        if self.rreg(UC_RISCV_REG_PC) != MROM_BASE + len(code):
+            raise RuntimeError("PMP set-up stub did not run to its end")
+        for i in range(len(values)):
             self.wreg(UC_RISCV_REG_X0 + 5 + i, 0)
         self.wreg(UC_RISCV_REG_MEDELEG, csr.MEDELEG_DEFAULT)
         self.wreg(UC_RISCV_REG_MIDELEG, csr.MIDELEG_DEFAULT)
