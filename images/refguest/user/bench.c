@@ -1,0 +1,22 @@
+/* bench [N]: N null system calls (getcpu); mean latency in time-CSR ticks. */
+#include "ulib.h"
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 100;
+    if (n < 1)
+        n = 1;
+    long hart = getcpu(), mixed = 0;       /* warm-up call, outside the timing */
+    uint64_t t0 = rdtime();
+    for (int i = 0; i < n; i++)
+        if (getcpu() != hart)
+            mixed = 1;
+    uint64_t t1 = rdtime();
+    if (mixed)
+        printf("bench: %d calls, mean %lu ticks, executed on several harts\n", n,
+               (unsigned long)((t1 - t0) / (uint64_t)n));
+    else
+        printf("bench: %d calls, mean %lu ticks, executed on hart %ld\n", n,
+               (unsigned long)((t1 - t0) / (uint64_t)n), hart);
+    return 0;
+}
