@@ -97,10 +97,25 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
 
 
 def _default_kernel() -> str:
-    ref = _repo_images() / "build" / "refguest" / "refguest.elf"
+    """The built-in reference guest, built on first use when the toolchain is there."""
+    import shutil
+    import subprocess
+
+    images = _repo_images()
+    ref = images / "build" / "refguest" / "refguest.elf"
     if ref.exists():
         return str(ref)
-    raise EmuError("no --kernel given and the reference guest is not built (run: make -C images/refguest)")
+    if not (images / "refguest" / "Makefile").exists():
+        raise EmuError("no --kernel given and this installation has no reference guest sources")
+    if shutil.which("riscv64-unknown-elf-gcc") is None or shutil.which("make") is None:
+        raise EmuError("no --kernel given and the reference guest is not built: "
+                       "apt-get install gcc-riscv64-unknown-elf make, then make -C images/refguest")
+    print("emu: building the reference guest (make -C images/refguest)", file=sys.stderr)
+    res = subprocess.run(["make", "-C", str(images / "refguest")], capture_output=True, text=True)
+    if res.returncode != 0 or not ref.exists():
+        last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["make failed"]
+        raise EmuError(f"building the reference guest failed: {last[0]}")
+    return str(ref)
 
 
 def entry() -> None:

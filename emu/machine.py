@@ -34,6 +34,8 @@ from emu.smp.scheduler import Scheduler
 from loader.image import KernelImage
 from loader.initrd import plan_layout
 
+REALTIME_SLACK = 0.05  # s the virtual clock may lag the host before --realtime re-bases
+UART_FIFO = 1  # bytes moved into the UART per round: a serial line, not a paste buffer
 FAULT_LOOP_LIMIT = 1000  # identical faults in a row
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
@@ -70,6 +72,7 @@ class Machine:
         self.clock = VirtualClock()
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None
+        self.pending_input = bytearray()  # typed but not yet in the UART FIFO
         self._tail = b""
 
         self.cpu = RiscvCpu(board, self)
@@ -118,7 +121,7 @@ class Machine:
 
     # -- running -------------------------------------------------------------------
     def run(self) -> RunResult:
-        self._host_start = time.monotonic()
+        self._host_start = self._host_origin = time.monotonic()
         with self.console:
             self.scheduler.run(self)
         code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
@@ -128,6 +131,8 @@ class Machine:
         per_hart = {h.id: dict(h.stats) for h in self.harts}
         return {
             "vtime_s": self.clock.seconds(),
+            "code_bytes": self.scheduler.executed_bytes,
+            "instructions_est": self.scheduler.executed_bytes // BYTES_PER_INSN,
             "rounds": self.scheduler.rounds,
             "switches": self.scheduler.switches,
             "wfi_parks": self.scheduler.parks,
@@ -162,22 +167,26 @@ class Machine:
             if self.opts.timeout is not None:
                 wait = max(0.0, min(wait, self.opts.timeout - (now - self._host_start)))
         elif self.opts.realtime:
-            ahead = self.clock.seconds() - (now - self._host_start)
+            ahead = self.clock.seconds() - (now - self._host_origin)
             if ahead > 0:
                 wait = min(ahead, 0.05)
+            elif ahead < -REALTIME_SLACK:  # emulation fell behind: do not race to catch up
+                self._host_origin = now - self.clock.seconds() - REALTIME_SLACK
         if self.console.eof:
             if wait:
                 time.sleep(wait)
-            return
-        data = self.console.read_input(wait)
-        if self.console.quit_requested:
-            self.request_exit(0, "quit (Ctrl-A x)")
-            return
-        if data:
-            self.uart.push_input(data)
+        else:
+            self.pending_input += self.console.read_input(wait)
+            if self.console.quit_requested:
+                self.request_exit(0, "quit (Ctrl-A x)")
+                return
+        if self.pending_input and self.uart.can_accept():
+            chunk = bytes(self.pending_input[:UART_FIFO])
+            del self.pending_input[:UART_FIFO]
+            self.uart.push_input(chunk)
 
     def input_possible(self) -> bool:
-        return not self.console.eof
+        return not self.console.eof or bool(self.pending_input)
 
     def report_hang(self) -> None:
         self._report("guest hang: every hart is stopped or waits with no timer armed and no input can arrive")
@@ -303,6 +312,9 @@ class Machine:
         out = bytearray()
         while self.uart.rx and len(out) < size:
             out.append(self.uart.rx.popleft())
+        take = min(size - len(out), len(self.pending_input))
+        out += self.pending_input[:take]
+        del self.pending_input[:take]
         return bytes(out)
 
     def system_reset(self, reset_type: int, reason: int) -> None:

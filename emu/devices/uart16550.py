@@ -32,14 +32,18 @@ class Uart16550:
         self.dll = 0
         self.dlm = 0
         self.thr_ipending = False
+        self.configured = False  # the guest has programmed the UART (IER, FCR or LCR)
 
     # -- host side ---------------------------------------------------------
     def push_input(self, data: bytes) -> None:
         self.rx.extend(data)
         self._update()
 
-    def wants_input(self) -> bool:
-        return len(self.rx) < 4096
+    def can_accept(self) -> bool:
+        """Take more host input only once the guest drives the UART and has drained the
+        FIFO: typed-ahead input is neither lost in a FIFO reset at driver init nor does
+        its arrival depend on host timing when it was all there from the start."""
+        return self.configured and not self.rx
 
     # -- guest side --------------------------------------------------------
     def _iir(self) -> int:
@@ -97,17 +101,20 @@ class Uart16550:
             if self.lcr & LCR_DLAB:
                 self.dlm = value
                 return
+            self.configured = True
             changed = (self.ier ^ value) & IER_THRI
             self.ier = value & 0x0F
             if changed and value & IER_THRI:
                 self.thr_ipending = True  # THR is always empty here
             self._update()
         elif offset == IIR_FCR:
+            self.configured = True
             self.fcr = value
             if value & 0x02:
                 self.rx.clear()
             self._update()
         elif offset == LCR:
+            self.configured = True
             self.lcr = value
         elif offset == MCR:
             self.mcr = value

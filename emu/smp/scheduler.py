@@ -58,6 +58,8 @@ class Scheduler:
         self.rounds = 0
         self.switches = 0
         self.parks = 0
+        self.executed_bytes = 0  # code bytes run (time skipped by rdtime polling excluded)
+        self.skipped_bytes = 0
 
     # -- time ------------------------------------------------------------------
     def local_bytes(self, hart: Hart) -> int:
@@ -83,6 +85,7 @@ class Scheduler:
             if hart.rdtime_spin > RDTIME_SPIN_THRESHOLD:
                 skip = min(1 << min(hart.rdtime_spin - RDTIME_SPIN_THRESHOLD, 20), RDTIME_SKIP_MAX)
                 self.cpu.budget.budget -= skip * BYTES_PER_TICK  # type: ignore[attr-defined]
+                self.skipped_bytes += skip * BYTES_PER_TICK
                 local += skip * BYTES_PER_TICK
         else:
             hart.rdtime_spin = 0
@@ -175,6 +178,7 @@ class Scheduler:
                 self.slice_budget = budget
                 reason = cpu.run(hart, budget)
                 hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
+                self.executed_bytes += cpu.budget.bytes  # type: ignore[attr-defined]
                 self.slice_budget = 0
                 if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
                     hart.stip = True

@@ -1,0 +1,85 @@
+"""Bad input: one line on stderr, exit code 2, never a traceback."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import emu_cmd
+
+
+def run_emu(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(emu_cmd("run", *args), input=stdin, capture_output=True, timeout=120)
+
+
+def assert_bad_input(res: subprocess.CompletedProcess, needle: str) -> None:
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err, err
+
+
+def test_missing_kernel_file(tmp_path):
+    assert_bad_input(run_emu("--kernel", str(tmp_path / "nope")), "not found")
+
+
+def test_junk_kernel(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"this is not a kernel, just some text\n" * 20)
+    assert_bad_input(run_emu("--kernel", str(junk)), "not a riscv64")
+
+
+def test_random_bytes_kernel(tmp_path):
+    junk = tmp_path / "random.bin"
+    junk.write_bytes(bytes([0xFF, 0xFF, 0xFF, 0xFF]) * 64)
+    assert_bad_input(run_emu("--kernel", str(junk)), "not a riscv64")
+
+
+def test_elf_for_another_architecture():
+    import sys
+
+    assert_bad_input(run_emu("--kernel", sys.executable), "expected riscv64")
+
+
+def test_truncated_elf(tmp_path, uboot):
+    bad = tmp_path / "trunc.elf"
+    bad.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(20))
+    assert_bad_input(run_emu("--kernel", str(bad)), "ELF")
+
+
+def test_memory_too_small_for_kernel_and_initrd(tmp_path, uboot):
+    initrd = tmp_path / "big.img"
+    initrd.write_bytes(bytes(20 << 20))
+    assert_bad_input(run_emu("-m", "16M", "--kernel", str(uboot), "--initrd", str(initrd)), "do not fit")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--smp", "0"], "--smp"),
+    (["--smp", "x"], "smp"),
+    (["-m", "lots"], "memory size"),
+    (["-m", "1M"], "RAM must be"),
+    (["--arch", "mips"], "riscv64"),
+    (["--quantum", "5"], "quantum"),
+    (["--timeout", "-1"], "timeout"),
+    (["--frobnicate"], "frobnicate"),
+])
+def test_bad_flag_values(args, needle, uboot):
+    assert_bad_input(run_emu("--kernel", str(uboot), *args), needle)
+
+
+def test_missing_initrd(tmp_path, uboot):
+    assert_bad_input(run_emu("--kernel", str(uboot), "--initrd", str(tmp_path / "none")), "initrd")
+
+
+def test_qemu_spellings_accepted(uboot):
+    res = run_emu("-smp", "2", "-m", "256M", "-nographic", "-kernel", str(uboot), "-append", "x", "--timeout", "60",
+                  stdin=b"\n        poweroff\n")  # U-Boot's ctrlc() polling may eat a typed-ahead space or two
+    assert res.returncode == 0, res.stderr.decode()
+    assert b"U-Boot" in res.stdout
+
+
+def test_timeout_bounds_a_run(uboot):
+    res = run_emu("--kernel", str(uboot), "--timeout", "1")  # stdin at EOF: U-Boot polls its console forever
+    assert res.returncode == 124
+    assert b"timeout" in res.stderr
