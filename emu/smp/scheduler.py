@@ -35,6 +35,8 @@ class Cpu(Protocol):
 
     def update_mip(self, set_bits: int, clear_bits: int) -> None: ...
 
+    def interrupts_enabled(self) -> bool: ...
+
 
 class MachineLoop(Protocol):
     """What the scheduler asks of the machine between rounds."""
@@ -188,7 +190,13 @@ class Scheduler:
                 if reason == "wfi":
                     mip, mie = cpu.wfi_state()
                     if mip & mie:
-                        continue
+                        if cpu.interrupts_enabled():
+                            continue  # taken as soon as the hart runs again
+                        # Pending but masked (e.g. Linux's stopped CPUs: irqs off, wfi in a
+                        # loop): WFI cannot sleep, so this hart spins; charge it the rest
+                        # of the round instead of re-entering Unicorn per WFI.
+                        hart.round_bytes = length
+                        break
                     hart.parked = True
                     hart.parked_mip = mip
                     hart.wake_mask = mie

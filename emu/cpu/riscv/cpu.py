@@ -354,6 +354,11 @@ class RiscvCpu:
         self.stop_reason = reason
         self.uc.emu_stop()
 
+    def interrupts_enabled(self) -> bool:
+        """Would a pending S-level interrupt be taken now (U-mode, or S with SIE)?"""
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        return priv == csr.PRV_U or (priv == csr.PRV_S and bool(self.rreg(UC_RISCV_REG_SSTATUS) & csr.SSTATUS_SIE))
+
     def wfi_state(self) -> tuple[int, int]:
         """(mip, mie) of the running hart, to decide whether a WFI parks it."""
         return self.mcsr_read(UC_RISCV_REG_MIP), self.mcsr_read(UC_RISCV_REG_MIE)
