@@ -1,0 +1,600 @@
+/*
+ * /init for emu's Linux regression guest (PID 1 of the initramfs).
+ *
+ * Built static against glibc:
+ *   riscv64-linux-gnu-gcc -static -O2 -Wall -Wextra -pthread -o init init.c -lm
+ *
+ * 1. Mounts /proc, /sys and devtmpfs on /dev.
+ * 2. Runs the self-checks, one console line each ("check NAME: ..."), then
+ *    "selftest: ok" or "selftest: FAIL <check>...".
+ * 3. If the kernel command line has emu.selftest=poweroff, powers off through
+ *    reboot(2) (SBI SRST). Otherwise offers a "linux> " prompt on the console.
+ *
+ * PID 1 must never exit (the kernel would panic), so every path ends in
+ * power_off(), which never returns.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CPUS 64
+#define SELFTEST_STRESS_N 20000UL
+
+/* Online CPUs as /sys/devices/system/cpu/online lists them. */
+static int online[MAX_CPUS];
+static int nonline;
+static char online_text[128];
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Reads a whole (small) file into buf, NUL-terminated, trailing newline cut. */
+static int read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return 0;
+}
+
+/* Parses a kernel CPU list ("0-3,5") into online[]. Returns the count or -1. */
+static int parse_cpu_list(const char *s)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        long lo = strtol(s, &end, 10), hi = lo;
+        if (end == s)
+            return -1;
+        s = end;
+        if (*s == '-') {
+            hi = strtol(s + 1, &end, 10);
+            if (end == s + 1)
+                return -1;
+            s = end;
+        }
+        for (long c = lo; c <= hi; c++) {
+            if (n >= MAX_CPUS || c < 0 || c >= MAX_CPUS)
+                return -1;
+            online[n++] = (int)c;
+        }
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return n;
+}
+
+/* Re-reads the online CPU list from sysfs. */
+static int refresh_online(void)
+{
+    if (read_text("/sys/devices/system/cpu/online", online_text, sizeof online_text) < 0)
+        return -1;
+    nonline = parse_cpu_list(online_text);
+    return nonline > 0 ? 0 : -1;
+}
+
+/* Is `word` one of the space-separated words of /proc/cmdline? */
+static int cmdline_has(const char *word)
+{
+    char buf[4096];
+    if (read_text("/proc/cmdline", buf, sizeof buf) < 0)
+        return 0;
+    size_t len = strlen(word);
+    for (char *p = buf; (p = strstr(p, word)) != NULL; p += len)
+        if ((p == buf || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+            return 1;
+    return 0;
+}
+
+static void power_off(void) __attribute__((noreturn));
+static void power_off(void)
+{
+    printf("init: powering off\n");
+    fflush(stdout);
+    sync();
+    reboot(RB_POWER_OFF);
+    /* Only reached if the kernel refused: PID 1 must still not exit. */
+    printf("init: reboot(RB_POWER_OFF) failed: %s\n", strerror(errno));
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Check: online CPUs                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int check_cpus(void)
+{
+    long sc = sysconf(_SC_NPROCESSORS_ONLN);
+    if (refresh_online() < 0) {
+        printf("check cpus: cannot read /sys/devices/system/cpu/online\n");
+        return -1;
+    }
+    /* The affinity mask PID 1 inherits should cover every online CPU too. */
+    cpu_set_t set;
+    int naff = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    printf("check cpus: %ld online (%s)\n", sc, online_text);
+    if (sc != nonline || naff != nonline) {
+        printf("check cpus: mismatch: sysconf %ld, sysfs %d, affinity %d\n", sc, nonline, naff);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Check: one child process pinned to each CPU reports where it ran         */
+/* ------------------------------------------------------------------------ */
+
+static int check_pinned(void)
+{
+    pid_t pids[MAX_CPUS];
+    int ok = 1;
+
+    fflush(stdout);
+    /* Start them all first so that several CPUs are busy at once. */
+    for (int i = 0; i < nonline; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(online[i], &set);
+            if (sched_setaffinity(0, sizeof set, &set) != 0)
+                _exit(255);
+            /* Yield a few times: the answer must not change. */
+            int cpu = sched_getcpu();
+            for (int k = 0; k < 10; k++) {
+                sched_yield();
+                if (sched_getcpu() != cpu)
+                    _exit(254);
+            }
+            _exit(cpu < 0 ? 253 : cpu);
+        }
+        if (pids[i] < 0) {
+            printf("check pinned: fork: %s\n", strerror(errno));
+            ok = 0;
+        }
+    }
+
+    char seen[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < nonline; i++) {
+        int status;
+        if (pids[i] <= 0)
+            continue;
+        if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status)) {
+            printf("check pinned: child for cpu %d did not exit normally\n", online[i]);
+            ok = 0;
+            continue;
+        }
+        int ran = WEXITSTATUS(status);
+        len += snprintf(seen + len, sizeof seen - len, "%s%d", i ? "," : "", ran);
+        if (len >= sizeof seen)
+            len = sizeof seen - 1;
+        if (ran != online[i]) {
+            printf("check pinned: child pinned to cpu %d reported %d%s\n", online[i], ran,
+                   ran == 255 ? " (setaffinity failed)" : ran == 254 ? " (moved)" : "");
+            ok = 0;
+        }
+    }
+    printf("check pinned: %d children ran on cpus %s\n", nonline, seen);
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SMP stress: one thread pinned per CPU                                     */
+/* ------------------------------------------------------------------------ */
+/*
+ * Each thread, N times: an atomic increment (AMO or LR/SC), a mutex-protected
+ * increment (futex wait/wake across harts), and an FP accumulation (FP state
+ * must survive preemption and migration). Every 64th iteration it maps 4
+ * pages, writes and reads them, and unmaps them: munmap in a process whose
+ * threads run on several harts forces remote TLB shootdowns. The threads
+ * share one address space, so a virtual address one thread unmaps is soon
+ * mapped again by another on a different hart: a stale translation left by a
+ * missed shootdown shows up as a non-zero "fresh" page or a readback
+ * mismatch. All totals must be exact.
+ */
+
+/* Each munmap is a synchronous remote fence to every other hart: on QEMU with
+ * OpenSBI and more vCPUs than host cores each one costs milliseconds, hence
+ * one round per 64 iterations (override with -DMMAP_EVERY=n). */
+#ifndef MMAP_EVERY
+#define MMAP_EVERY 64
+#endif
+#define MMAP_PAGES 4
+
+struct stress {
+    unsigned long n;
+    uint64_t atomic_total;
+    uint64_t mutex_total;
+    uint64_t mmap_rounds;
+    pthread_mutex_t lock;
+    int go;  /* start flag: 0 wait, 1 run, 2 abort */
+};
+
+struct worker {
+    struct stress *s;
+    int cpu;        /* CPU this thread is pinned to */
+    int ran_on;     /* sched_getcpu() at the end */
+    double fp_sum;  /* must end as exactly n */
+    char error[96];
+};
+
+static void *stress_thread(void *arg)
+{
+    struct worker *w = arg;
+    struct stress *s = w->s;
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t rounds = 0;
+    volatile double one = 1.0;
+    double fp = 0.0;
+
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        snprintf(w->error, sizeof w->error, "setaffinity to cpu %d failed", w->cpu);
+    /* Start together, so that the threads really run concurrently. */
+    int go;
+    while ((go = __atomic_load_n(&s->go, __ATOMIC_ACQUIRE)) == 0)
+        sched_yield();
+    if (go != 1)
+        return NULL;
+
+    for (unsigned long i = 0; i < s->n; i++) {
+        __atomic_fetch_add(&s->atomic_total, 1, __ATOMIC_SEQ_CST);
+
+        pthread_mutex_lock(&s->lock);
+        s->mutex_total++;
+        pthread_mutex_unlock(&s->lock);
+
+        fp += one;
+
+        if (i % MMAP_EVERY == 0) {
+            size_t size = (size_t)page * MMAP_PAGES;
+            uint64_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) {
+                snprintf(w->error, sizeof w->error, "mmap: %s", strerror(errno));
+                break;
+            }
+            uint64_t tag = ((uint64_t)w->cpu << 32) | i;
+            for (int k = 0; k < MMAP_PAGES; k++) {
+                uint64_t *q = (uint64_t *)((char *)p + (size_t)k * page);
+                if (*q != 0) {  /* fresh anonymous memory is zero */
+                    snprintf(w->error, sizeof w->error, "fresh page not zero");
+                    break;
+                }
+                *q = tag + k;
+            }
+            for (int k = 0; k < MMAP_PAGES && !w->error[0]; k++)
+                if (*(uint64_t *)((char *)p + (size_t)k * page) != tag + k)
+                    snprintf(w->error, sizeof w->error, "page readback mismatch");
+            if (munmap(p, size) != 0)
+                snprintf(w->error, sizeof w->error, "munmap: %s", strerror(errno));
+            rounds++;
+            if (w->error[0])
+                break;
+        }
+    }
+    __atomic_fetch_add(&s->mmap_rounds, rounds, __ATOMIC_SEQ_CST);
+    w->fp_sum = fp;
+    w->ran_on = sched_getcpu();
+    return NULL;
+}
+
+/* Runs the stress with n iterations per thread; writes a one-line summary
+ * (without prefix) into msg. Returns 0 when every total is exact. */
+static int run_stress(unsigned long n, char *msg, size_t size)
+{
+    struct stress s = { .n = n };
+    struct worker w[MAX_CPUS];
+    pthread_t tid[MAX_CPUS];
+
+    if (refresh_online() < 0) {
+        snprintf(msg, size, "cannot read online cpus");
+        return -1;
+    }
+    int nt = nonline;
+    pthread_mutex_init(&s.lock, NULL);
+    int started = 0;
+    for (int i = 0; i < nt; i++) {
+        w[i] = (struct worker){ .s = &s, .cpu = online[i], .ran_on = -1 };
+        if (pthread_create(&tid[i], NULL, stress_thread, &w[i]) != 0)
+            break;
+        started++;
+    }
+    /* Run, or on a failed pthread_create release the started threads idle. */
+    __atomic_store_n(&s.go, started == nt ? 1 : 2, __ATOMIC_RELEASE);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&s.lock);
+    if (started < nt) {
+        snprintf(msg, size, "pthread_create failed after %d of %d threads", started, nt);
+        return -1;
+    }
+
+    uint64_t want = (uint64_t)n * (uint64_t)nt;
+    uint64_t want_rounds = (uint64_t)nt * ((n + MMAP_EVERY - 1) / MMAP_EVERY);
+    int ok = s.atomic_total == want && s.mutex_total == want && s.mmap_rounds == want_rounds;
+    const char *why = "";
+    for (int i = 0; i < nt; i++) {
+        if (w[i].error[0]) {
+            ok = 0;
+            why = w[i].error;
+        } else if (w[i].fp_sum != (double)n) {
+            ok = 0;
+            why = "fp sum wrong";
+        } else if (w[i].ran_on != w[i].cpu) {
+            ok = 0;
+            why = "thread not on its cpu";
+        }
+    }
+    snprintf(msg, size,
+             "%d threads x %lu: atomic %llu/%llu mutex %llu/%llu mmap %llu/%llu fp %s%s%s",
+             nt, n, (unsigned long long)s.atomic_total, (unsigned long long)want,
+             (unsigned long long)s.mutex_total, (unsigned long long)want,
+             (unsigned long long)s.mmap_rounds, (unsigned long long)want_rounds,
+             ok || !why[0] ? "exact" : "?", why[0] ? " - " : "", why);
+    return ok ? 0 : -1;
+}
+
+static int check_stress(void)
+{
+    char msg[256];
+    int r = run_stress(SELFTEST_STRESS_N, msg, sizeof msg);
+    printf("check stress: %s\n", msg);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Check: floating point                                                     */
+/* ------------------------------------------------------------------------ */
+
+static int check_fp(void)
+{
+    /* volatile inputs: the compiler cannot fold any of this at build time. */
+    volatile double half = 0.5, two = 2.0, three = 3.0;
+    volatile float tenth = 0.1f;
+
+    double sum = 0.0;                   /* 0.5 * (1 + ... + 1000): exact in binary */
+    for (int k = 1; k <= 1000; k++)
+        sum += half * k;
+    double root = sqrt(two);            /* fsqrt.d */
+    double third = 1.0 / three;         /* fdiv.d; 1/3*3 rounds back to exactly 1 */
+    double fma_ = fma(root, root, -2.0); /* fmadd.d: rounding error of sqrt(2)^2 */
+    float f = 0.0f;
+    for (int k = 0; k < 10; k++)        /* single precision */
+        f += tenth;
+    long conv = (long)(sum * 4.0);      /* fcvt.l.d */
+
+    int ok = sum == 250250.0 && fabs(root * root - 2.0) < 1e-15 && third * 3.0 == 1.0 &&
+             fabs(fma_) < 1e-15 && fabsf(f - 1.0f) < 1e-6f && conv == 1001000;
+    printf("check fp: sum %.1f sqrt(2) %.15f 1/3*3 %.1f float %.6f -> %s\n", sum, root,
+           third * 3.0, (double)f, ok ? "exact" : "WRONG");
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Check: user-mode rdtime                                                   */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t rdtime(void)
+{
+    uint64_t t;
+    __asm__ __volatile__("rdtime %0" : "=r"(t));
+    return t;
+}
+
+static int check_rdtime(void)
+{
+    enum { READS = 1000 };
+    uint64_t first = rdtime(), prev = first;
+    int backwards = 0;
+    for (int i = 1; i < READS; i++) {
+        uint64_t t = rdtime();
+        if (t < prev)
+            backwards++;
+        prev = t;
+    }
+    int ok = backwards == 0 && prev > first;
+    printf("check rdtime: %d reads, %s, advanced %llu ticks\n", READS,
+           backwards ? "went BACKWARDS" : "monotonic", (unsigned long long)(prev - first));
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Check: /dev/vda magic (only when the machine has a disk)                  */
+/* ------------------------------------------------------------------------ */
+
+static int check_disk(void)
+{
+    static const char magic[] = "EMUDISK1";
+    unsigned char sector[512];
+
+    int fd = open("/dev/vda", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENXIO || errno == ENODEV) {
+            printf("check disk: skipped (no /dev/vda)\n");
+            return 0;
+        }
+        printf("check disk: open /dev/vda: %s\n", strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, sector, sizeof sector);
+    close(fd);
+    if (n != (ssize_t)sizeof sector) {
+        printf("check disk: short read of /dev/vda (%zd)\n", n);
+        return -1;
+    }
+    if (memcmp(sector, magic, sizeof magic - 1) != 0) {
+        printf("check disk: /dev/vda does not start with %s\n", magic);
+        return -1;
+    }
+    printf("check disk: /dev/vda starts with %s\n", magic);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Self-test driver                                                          */
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    int (*fn)(void);
+} checks[] = {
+    { "cpus", check_cpus },     { "pinned", check_pinned }, { "stress", check_stress },
+    { "fp", check_fp },         { "rdtime", check_rdtime }, { "disk", check_disk },
+};
+
+static int selftest(void)
+{
+    char failed[128] = "";
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (checks[i].fn() != 0) {
+            size_t len = strlen(failed);
+            snprintf(failed + len, sizeof failed - len, "%s%s", len ? " " : "", checks[i].name);
+        }
+        fflush(stdout);
+    }
+    if (failed[0])
+        printf("selftest: FAIL %s\n", failed);
+    else
+        printf("selftest: ok\n");
+    fflush(stdout);
+    return failed[0] ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Interactive prompt                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void cmd_cat(const char *path)
+{
+    char buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        printf("cat: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    ssize_t n;
+    int last = '\n';
+    fflush(stdout);
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        fwrite(buf, 1, (size_t)n, stdout);
+        last = buf[n - 1];
+    }
+    if (n < 0)
+        printf("cat: %s: %s\n", path, strerror(errno));
+    else if (last != '\n')
+        putchar('\n');
+    close(fd);
+}
+
+static void shell(void)
+{
+    char line[1024];
+    for (;;) {
+        printf("linux> ");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+            break;  /* EOF on the console */
+        line[strcspn(line, "\r\n")] = '\0';
+
+        char *cmd = line;
+        while (*cmd == ' ' || *cmd == '\t')
+            cmd++;
+        char *arg = cmd + strcspn(cmd, " \t");
+        if (*arg) {
+            *arg++ = '\0';
+            while (*arg == ' ' || *arg == '\t')
+                arg++;
+        }
+
+        if (!*cmd) {
+            continue;
+        } else if (!strcmp(cmd, "echo")) {
+            printf("%s\n", arg);
+        } else if (!strcmp(cmd, "cpus")) {
+            if (refresh_online() == 0)
+                printf("%d\n", nonline);
+            else
+                printf("error: cannot read online cpus\n");
+        } else if (!strcmp(cmd, "stress")) {
+            char *end;
+            unsigned long n = strtoul(arg, &end, 10);
+            if (!*arg || *end || n == 0 || n > 100000000UL) {
+                printf("error: usage: stress N (1..100000000)\n");
+            } else {
+                char msg[256];
+                int r = run_stress(n, msg, sizeof msg);
+                printf("stress: %s %s\n", r == 0 ? "ok" : "FAIL", msg);
+            }
+        } else if (!strcmp(cmd, "cat")) {
+            if (*arg)
+                cmd_cat(arg);
+            else
+                printf("error: usage: cat FILE\n");
+        } else if (!strcmp(cmd, "selftest")) {
+            selftest();
+        } else if (!strcmp(cmd, "poweroff")) {
+            power_off();
+        } else if (!strcmp(cmd, "help")) {
+            printf("commands: echo TEXT | cpus | stress N | cat FILE | selftest | poweroff | help\n");
+        } else {
+            printf("error: unknown command '%s' (try help)\n", cmd);
+        }
+    }
+    printf("\ninit: end of input\n");
+    power_off();
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void mount_fs(const char *src, const char *dir, const char *type)
+{
+    mkdir(dir, 0755);  /* already in the initramfs; harmless if it exists */
+    if (mount(src, dir, type, 0, NULL) != 0)
+        printf("init: mount %s on %s: %s\n", type, dir, strerror(errno));
+}
+
+int main(void)
+{
+    /* The kernel opened /dev/console as fds 0, 1 and 2. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("init: emu selftest init, pid %d\n", (int)getpid());
+
+    mount_fs("proc", "/proc", "proc");
+    mount_fs("sysfs", "/sys", "sysfs");
+    mount_fs("devtmpfs", "/dev", "devtmpfs");  /* for /dev/vda */
+
+    selftest();
+
+    if (cmdline_has("emu.selftest=poweroff"))
+        power_off();
+    shell();  /* never returns */
+}
