@@ -1,0 +1,86 @@
+"""Linux 6.1 (built by images/linux from Debian's linux-source-6.1) on emu: the real SMP check."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pexpect
+import pytest
+
+from emu.errors import EXIT_GUEST_PANIC
+from tests.conftest import ROOT, emu_cmd
+
+BUILD = ROOT / "images" / "build" / "linux"
+IMAGE, INITRD = BUILD / "Image", BUILD / "initramfs.cpio.gz"
+
+
+@pytest.fixture(scope="module")
+def linux() -> tuple[str, str]:
+    if shutil.which("riscv64-linux-gnu-gcc") is None:
+        pytest.skip("riscv64-linux-gnu-gcc missing: scripts/setup.sh installs it")
+    res = subprocess.run(["make", "-C", str(ROOT / "images" / "linux")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return str(IMAGE), str(INITRD)
+
+
+def boot(linux, smp: int, append: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    image, initrd = linux
+    return subprocess.run(emu_cmd("run", "--smp", str(smp), "-m", "256M", "--kernel", image, "--initrd", initrd,
+                                  "--append", append, "--timeout", str(timeout)),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 30)
+
+
+@pytest.mark.parametrize("smp", [1, 2, 4])
+def test_selftest_passes_and_powers_off(linux, smp):
+    res = boot(linux, smp, "console=ttyS0 emu.selftest=poweroff")
+    out = res.stdout.decode(errors="replace")
+    assert res.returncode == 0, out[-3000:] + res.stderr.decode()
+    assert "SBI specification v2.0 detected" in out
+    for ext in ("TIME", "IPI", "RFENCE", "SRST", "HSM"):
+        assert re.search(rf"SBI {ext} extension detected", out), ext
+    plural = "CPU" if smp == 1 else "CPUs"
+    assert f"smp: Brought up 1 node, {smp} {plural}" in out
+    assert "Run /init as init process" in out
+    online = "0" if smp == 1 else f"0-{smp - 1}"
+    assert f"check cpus: {smp} online ({online})" in out
+    for check in ("pinned", "stress", "fp", "rdtime", "disk"):
+        assert re.search(rf"^check {check}: ", out, re.M), check
+    assert "selftest: ok" in out
+
+
+def test_two_runs_give_identical_consoles(linux):
+    runs = [boot(linux, 2, "console=ttyS0 emu.selftest=poweroff") for _ in range(2)]
+    assert runs[0].returncode == 0
+    assert re.search(rb"\[\s+\d+\.\d{6}\] Run /init", runs[0].stdout)  # printk timestamps included
+    assert runs[0].stdout == runs[1].stdout
+
+
+def test_interactive_prompt(linux):
+    image, initrd = linux
+    cmd = emu_cmd("run", "--smp", "2", "-m", "256M", "--kernel", image, "--initrd", initrd,
+                  "--append", "console=ttyS0", "--timeout", "240")
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=120)
+    try:
+        child.expect("linux> ")
+        child.sendline("echo hello")
+        child.expect(r"\nhello\r")
+        child.expect("linux> ")
+        child.sendline("stress 100000")
+        child.expect(r"stress: (ok|FAIL)[^\r\n]*")
+        assert child.match.group(1) == b"ok", child.match.group(0)
+        child.expect("linux> ")
+        child.sendline("poweroff")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_kernel_panic_is_reported(linux):
+    res = boot(linux, 2, "console=ttyS0 rdinit=/missing", timeout=120)
+    err = res.stderr.decode()
+    assert res.returncode == EXIT_GUEST_PANIC, err
+    assert b"Kernel panic - not syncing" in res.stdout
+    assert "emu: guest panic" in err and "hart 0" in err and "hart 1" in err
+    assert "Traceback" not in err
