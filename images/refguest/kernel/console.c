@@ -45,13 +45,21 @@ void console_write(const char *s, size_t n)
     unlock(&out_lock);
 }
 
+/* Flow control: when the buffer is full, input stays in the UART (whose FIFO holds back
+ * the line) and its interrupt is masked until read() has taken half the buffer, so
+ * typed-ahead or pasted input is never dropped. */
+static int rx_throttled;
+
 void console_rx_irq(void)
 {
     lock(&in_lock);
     while (uart[UART_LSR] & LSR_DR) {
-        char c = (char)uart[UART_RBR];
-        if (in_tail - in_head < sizeof inbuf)
-            inbuf[in_tail++ % sizeof inbuf] = c;
+        if (in_tail - in_head == sizeof inbuf) {
+            uart[UART_IER] = 0;
+            rx_throttled = 1;
+            break;
+        }
+        inbuf[in_tail++ % sizeof inbuf] = (char)uart[UART_RBR];
     }
     unlock(&in_lock);
 }
@@ -64,6 +72,10 @@ int console_read(char *dst, int max)
     lock(&in_lock);
     while (n < max && in_head != in_tail)
         dst[n++] = inbuf[in_head++ % sizeof inbuf];
+    if (rx_throttled && in_tail - in_head <= sizeof inbuf / 2) {
+        rx_throttled = 0;
+        uart[UART_IER] = 0x01;  /* input is waiting: the interrupt (to hart 0) comes at once */
+    }
     unlock(&in_lock);
     return n;
 }
