@@ -84,6 +84,12 @@ class RiscvCpu:
         self._reg_read = uclib.uc_reg_read
         self._reg_write = uclib.uc_reg_write
         self._ctl = uclib.uc_ctl
+        self._vmem_translate = uclib.uc_vmem_translate
+        self._vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
+        self._vmem_translate.restype = ctypes.c_int
+        self._paddr = ctypes.c_uint64()
+        self._paddr_ref = ctypes.byref(self._paddr)
+        self._context_save = uclib.uc_context_save
 
         ram = board.ram
         self.ram_base = ram.base
@@ -107,6 +113,9 @@ class RiscvCpu:
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.template: unicorn.UcContext | None = None
+        self._scratch_ctx = self.uc.context_save()  # reused to read badaddr on faults
+        self._scratch_ptr = self._scratch_ctx.context
+        self._badaddr = blob_u64(self._scratch_ctx, OFF_BADADDR)
 
     # -- set-up ------------------------------------------------------------
     def _add_native_block_hook(self) -> None:
@@ -269,8 +278,22 @@ class RiscvCpu:
             return 0
         return self.mcsr_read(UC_RISCV_REG_SATP)
 
+    def _fetch_phys(self, pc: int) -> int | None:
+        """Physical address of an instruction of the running hart, through QEMU's own
+        MMU at the hart's current privilege (native: ~4x cheaper than a Python walk)."""
+        if self._vmem_translate(self._h, pc, unicorn.UC_PROT_EXEC, self._paddr_ref) == 0:
+            return self._paddr.value
+        return None
+
     def fetch_insn(self, pc: int, priv: int) -> int | None:
         """The instruction at `pc` of the running hart (16 or 32 bits), or None."""
+        paddr = self._fetch_phys(pc)
+        off = -1 if paddr is None else paddr - self.ram_base
+        ram = self.ram
+        if 0 <= off and off + 4 <= len(ram) and (pc & 0xFFF) <= 0xFFC:
+            half = ram[off] | (ram[off + 1] << 8)
+            return half if half & 3 != 3 else half | (ram[off + 2] << 16) | (ram[off + 3] << 24)
+        # Slow path: page-crossing instruction or translation refused (e.g. no X).
         satp = self.current_satp(priv)
         low = self.read_virt(pc, 2, satp)
         if low is None:
@@ -390,7 +413,8 @@ class RiscvCpu:
             return
         tval = 0
         if intno in csr.ADDRESS_CAUSES:
-            tval = blob_u64(self.uc.context_save(), OFF_BADADDR).value
+            self._context_save(self._h, self._scratch_ptr)
+            tval = self._badaddr.value
         elif intno == csr.CAUSE_BREAKPOINT:
             tval = epc
         self.deliver(hart, intno, epc, tval, priv)
