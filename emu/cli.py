@@ -45,7 +45,7 @@ def main() -> None:
 @click.option("--initrd", "-initrd", "initrd", type=str, default=None, help="Initial ramdisk / rootfs image.")
 @click.option("--append", "-append", "append", type=str, default=None, help="Kernel command line (bootargs).")
 @click.option("--timeout", type=float, default=None, help="Stop after this many host seconds (exit 124).")
-@click.option("--quantum", type=int, default=100_000, help="Instructions per hart per scheduling round.")
+@click.option("--quantum", type=int, default=20_000, help="Instructions per hart per scheduling round.")
 @click.option("--realtime", is_flag=True, help="Never let the virtual clock run ahead of the host clock.")
 @click.option("--linux", is_flag=True, help="zCore Linux-mode defaults (bootargs LOG=warn unless --append).")
 @click.option("--stats", is_flag=True, help="Print run statistics as JSON on stderr at exit.")

@@ -43,7 +43,7 @@ PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
 
 @dataclass
 class MachineOptions:
-    quantum: int = 100_000  # instructions per hart per round
+    quantum: int = 20_000  # instructions per hart per round (200 us of virtual time)
     timeout: float | None = None  # host seconds
     realtime: bool = False
     stdin: BinaryIO | int | None = None
@@ -272,6 +272,7 @@ class Machine:
                 self.cpu.update_mip(csr.MIP_SSIP, 0)
             else:
                 t.ssip_pending = True
+                self.scheduler.wake_by_ipi(source, t)
 
     def clear_ipi(self, hart: Hart) -> None:
         self.cpu.update_mip(0, csr.MIP_SSIP)

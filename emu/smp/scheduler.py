@@ -57,6 +57,7 @@ class Scheduler:
         self.clock = clock
         self.quantum = quantum_bytes
         self.slice_budget = 0  # budget the running slice started with
+        self.round_length = quantum_bytes  # bytes in the current round (an IPI may cut it)
         self.rounds = 0
         self.switches = 0
         self.parks = 0
@@ -157,22 +158,49 @@ class Scheduler:
             for h in waiting:
                 if h.deadline != NO_DEADLINE and not h.stip:
                     length = min(length, max(BYTES_PER_TICK, h.deadline * BYTES_PER_TICK - start))
-            for h in runnable:
-                self._run_hart(h, length)
+            self.round_length = length
+            ran = 0
+            for h in self.harts:  # hart-id order; a hart woken mid-round by a later id runs next round
+                if h.state != HsmState.STARTED or h.parked or h.round_bytes >= self.round_length:
+                    continue
+                self._run_hart(h)
+                ran = max(ran, h.round_bytes)
                 if machine.exit_code is not None:
                     return
-            self.clock.round_start = start + length
+            # Time advances to where the last hart stopped: a round whose harts all parked
+            # early is not charged its full length.
+            self.clock.round_start = start + max(BYTES_PER_TICK, min(ran, self.round_length))
             for h in self.harts:
                 h.round_bytes = 0
             self.rounds += 1
 
-    def _run_hart(self, hart: Hart, length: int) -> None:
+    def wake_by_ipi(self, source: Hart, target: Hart) -> None:
+        """An IPI to a parked hart takes effect at the sender's current virtual time.
+
+        The target resumes in this round from the sender's offset if its turn is still to
+        come; if its turn is over, the round is cut here so that it resumes next round
+        without the sender's remaining quantum in between.
+        """
+        if not target.parked or not target.wake_mask & csr.MIP_SSIP:
+            return
+        offset = self.local_bytes(source) - self.clock.round_start
+        target.parked = False
+        target.state = HsmState.STARTED
+        if target.id < source.id:
+            cut = max(offset, target.round_bytes, BYTES_PER_TICK)
+            if cut < self.round_length:
+                self.round_length = cut
+                self.cpu.stop("cut")  # type: ignore[attr-defined]
+        else:
+            target.round_bytes = max(target.round_bytes, offset)
+
+    def _run_hart(self, hart: Hart) -> None:
         cpu = self.cpu
         cpu.switch_in(hart)
         self.switches += 1
         try:
-            while hart.round_bytes < length:
-                budget = length - hart.round_bytes
+            while hart.round_bytes < self.round_length:
+                budget = self.round_length - hart.round_bytes
                 if hart.deadline != NO_DEADLINE and not hart.stip:
                     until = hart.deadline * BYTES_PER_TICK - (self.clock.round_start + hart.round_bytes)
                     if 0 < until < budget:
@@ -195,7 +223,7 @@ class Scheduler:
                         # Pending but masked (e.g. Linux's stopped CPUs: irqs off, wfi in a
                         # loop): WFI cannot sleep, so this hart spins; charge it the rest
                         # of the round instead of re-entering Unicorn per WFI.
-                        hart.round_bytes = length
+                        hart.round_bytes = self.round_length
                         break
                     hart.parked = True
                     hart.parked_mip = mip
@@ -207,7 +235,7 @@ class Scheduler:
                     hart.wake_mask = mie or csr.S_INTERRUPTS
                     hart.parked_mip = 0
                     self.parks += 1
-                break  # stop, exit, fault
+                break  # stop, cut, exit, fault
         finally:
             cpu.switch_out(hart)
             cpu.current = None
