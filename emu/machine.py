@@ -19,6 +19,7 @@ from emu.console import Console
 from emu.cpu.riscv import csr
 from emu.cpu.riscv.cpu import RiscvCpu
 from emu.devices.aclint import Aclint
+from emu.devices.dma import GuestMemory
 from emu.devices.irq import IrqLine
 from emu.devices.pci_ecam import PciEcamEmpty
 from emu.devices.plic import PLIC_NDEV, Plic
@@ -76,6 +77,9 @@ class Machine:
         self._tail = b""
 
         self.cpu = RiscvCpu(board, self)
+        ram = board.ram
+        self.dma = GuestMemory(ram.base, ram.size, lambda a, n: bytes(self.cpu.uc.mem_read(a, n)),
+                               self.cpu.uc.mem_write)
         self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
         self.sbi = Sbi(self)
         self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
