@@ -49,6 +49,11 @@ def main() -> None:
 @click.option("--realtime", is_flag=True, help="Never let the virtual clock run ahead of the host clock.")
 @click.option("--linux", is_flag=True, help="zCore Linux-mode defaults (bootargs LOG=warn unless --append).")
 @click.option("--stats", is_flag=True, help="Print run statistics as JSON on stderr at exit.")
+@click.option("--trace", "trace", type=str, default=None, help="Write a Perfetto/Chrome trace (with emu's events) here.")
+@click.option("--trace-profile", "trace_profile", default="auto", show_default=True,
+              help="Stage profile: built-in name (refguest, zcore-offload), TOML file, auto or none.")
+@click.option("--trace-events", "trace_events", default="all", show_default=True,
+              help="Event groups: all or a comma list of syscall,stage,trap,sbi,ipi,irq,hart.")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
 @click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
@@ -56,7 +61,7 @@ def main() -> None:
 @click.option("-serial", "serial", default="mon:stdio", hidden=True)
 def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
         timeout: float | None, quantum: int, realtime: bool, linux: bool, stats: bool,
-        nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
+        trace: str | None, trace_profile: str, trace_events: str, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import Machine, MachineOptions
     from loader.image import load_kernel
@@ -88,12 +93,46 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         except OSError as err:
             raise EmuError(f"cannot read initrd {initrd}: {err.strerror}") from None
     opts = MachineOptions(quantum=quantum, timeout=timeout, realtime=realtime,
-                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr)
+                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
+                          trace=trace, trace_events=trace_events, trace_profile=trace_profile)
     m = Machine(board, image, initrd_data, opts)
     result = m.run()
     if stats:
         print(json.dumps({"exit_code": result.exit_code, "reason": result.reason, **result.stats}), file=sys.stderr)
     sys.exit(result.exit_code)
+
+
+@main.group()
+def trace() -> None:
+    """Analyse trace files written by `emu run --trace`."""
+
+
+@trace.command("report")
+@click.argument("path")
+@click.option("--compare", "compare", default=None, help="A second trace to put side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def trace_report(path: str, compare: str | None, as_json: bool) -> None:
+    """Latency per stage and per system call, hand-offs and exits per hart."""
+    from emu.trace.output import read_trace
+    from emu.trace.report import format_compare, format_report, summarise
+
+    summary = summarise(read_trace(path))
+    if compare is not None:
+        other = summarise(read_trace(compare))
+        click.echo(json.dumps([summary, other], indent=1) if as_json else format_compare(summary, other, path, compare))
+        return
+    click.echo(json.dumps(summary, indent=1) if as_json else format_report(summary, path))
+
+
+@trace.command("plot")
+@click.argument("path")
+@click.option("-o", "output", required=True, help="PNG file to write.")
+def trace_plot(path: str, output: str) -> None:
+    """Histograms of each stage interval (matplotlib)."""
+    from emu.trace.output import read_trace
+    from emu.trace.plot import plot
+
+    plot(read_trace(path), output)
 
 
 def _default_kernel() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -32,6 +33,10 @@ from emu.firmware.sbi import Sbi
 from emu.smp.clock import BYTES_PER_INSN, VirtualClock
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
+from emu.trace.events import EventLog, parse_groups
+from emu.trace.output import write_trace
+from emu.trace.profile import Profile, auto_profile, load_profile
+from emu.trace.tracer import Tracer
 from loader.image import KernelImage
 from loader.initrd import plan_layout
 
@@ -51,6 +56,9 @@ class MachineOptions:
     stdout: BinaryIO | int | None = None
     capture: bool = False
     report: BinaryIO | None = None  # where hang/panic reports go (stderr)
+    trace: str | None = None  # write a trace file here
+    trace_events: str = "all"  # --trace-events groups
+    trace_profile: str = "auto"  # built-in name, TOML file, "auto" or "none"
 
 
 @dataclass
@@ -94,6 +102,22 @@ class Machine:
         for hart in self.harts:
             hart.ctx = self.cpu.new_context(hart.id)
         self._load(initrd)
+        self.tracer: Tracer | None = None
+        self.trace_log: EventLog | None = None
+        self.trace_profile: Profile | None = None
+        if self.opts.trace:
+            self._start_tracing()
+
+    def _start_tracing(self) -> None:
+        spec = self.opts.trace_profile
+        if spec == "auto":
+            self.trace_profile = auto_profile(self.kernel.symbols)
+        elif spec != "none":
+            self.trace_profile = load_profile(spec)
+        self.trace_log = EventLog(parse_groups(self.opts.trace_events))
+        self.tracer = Tracer(self, self.trace_log, self.trace_profile)
+        self.scheduler.on_hart_state = self.tracer.on_hart
+        self.scheduler.after_switch_in = self.tracer.on_switch_in
 
     def _make_device(self, kind: str) -> object | None:
         return {
@@ -129,7 +153,11 @@ class Machine:
         with self.console:
             self.scheduler.run(self)
         code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
-        return RunResult(code, self.exit_reason, self.stats())
+        stats = self.stats()
+        if self.trace_log is not None and self.opts.trace:
+            write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), stats)
+            self.trace_log.close()
+        return RunResult(code, self.exit_reason, stats)
 
     def stats(self) -> dict[str, object]:
         per_hart = {h.id: dict(h.stats) for h in self.harts}
@@ -226,6 +254,8 @@ class Machine:
     def sbi_call(self, hart: Hart) -> None:
         a7 = self.cpu.rreg(UC_A7)
         self.events.append(("sbi", hart.id, self.clock.last_read, a7))
+        if self.tracer:
+            self.tracer.on_sbi(hart, a7, self.cpu.xreg(16))
         self.sbi.call(hart)
 
     def rdtime(self, hart: Hart, pc: int) -> int:
@@ -233,6 +263,8 @@ class Machine:
 
     def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None:
         hart.count(f"trap{cause}")
+        if self.tracer:
+            self.tracer.on_trap(hart, cause, epc, tval, priv)
         self.events.append(("trap", hart.id, self.clock.last_read, cause, epc, tval, priv))
         if cause in (csr.CAUSE_USER_ECALL, csr.CAUSE_SUPERVISOR_ECALL):
             return
@@ -272,6 +304,8 @@ class Machine:
     def send_ipi(self, source: Hart, targets: list[Hart]) -> None:
         for t in targets:
             self.events.append(("ipi", source.id, self.clock.last_read, t.id))
+            if self.tracer:
+                self.tracer.on_ipi(source, t)
             if t is self.cpu.current:
                 self.cpu.update_mip(csr.MIP_SSIP, 0)
             else:
@@ -294,12 +328,16 @@ class Machine:
         self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))
         hart.state = HsmState.START_PENDING
         hart.start = (start_addr, hart.id, opaque)
+        if self.tracer:
+            self.tracer.on_hart(hart, "start")
         hart.parked = False
         hart.stip = False
         hart.deadline = (1 << 64) - 1
 
     def hart_stop(self, hart: Hart) -> None:
         hart.state = HsmState.STOPPED
+        if self.tracer:
+            self.tracer.on_hart(hart, "stop")
         self.cpu.stop("stop")
 
     def hart_suspend(self, hart: Hart, non_retentive: bool, resume_addr: int, opaque: int) -> None:

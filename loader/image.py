@@ -30,6 +30,7 @@ class KernelImage:
     segments: list[tuple[int, bytes]]  # (physical address, bytes incl. zero fill)
     entry: int  # physical
     symbols: Symbols = field(default_factory=Symbols)
+    exec_segments: list[tuple[int, bytes]] = field(default_factory=list)  # (virtual address, code)
 
     @property
     def start(self) -> int:
@@ -55,7 +56,7 @@ def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
     if data[:4] == b"\x7fELF":
         return _load_elf(path, data, ram_base, ram_base + ram_size)
     _check_raw(path, data)
-    return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR)
+    return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])
 
 
 def _check_raw(path: Path, data: bytes) -> None:
@@ -92,6 +93,7 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
         if not loads:
             raise EmuError(f"{path}: ELF has no loadable segments")
         raw = [(seg["p_paddr"], seg["p_vaddr"], seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"])) for seg in loads]
+        code = [(seg["p_vaddr"], seg.data()) for seg in loads if seg["p_flags"] & 1]  # PF_X
         entry_v = elf["e_entry"]
         symbols = _symbols(elf)
     except ELFError as err:
@@ -120,7 +122,7 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
             entry = entry_v
     if entry is None:
         raise EmuError(f"{path}: ELF entry point {entry_v:#x} is outside its loadable segments")
-    return KernelImage(path, "elf", segments, entry, symbols)
+    return KernelImage(path, "elf", segments, entry, symbols, code)
 
 
 def _symbols(elf: ELFFile) -> Symbols:

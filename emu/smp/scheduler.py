@@ -9,7 +9,7 @@ deadline (idle skip), or the machine waits for input, or reports a hang.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 from emu.cpu.riscv import csr
 from emu.smp.clock import BYTES_PER_TICK, VirtualClock
@@ -61,6 +61,8 @@ class Scheduler:
         self.rounds = 0
         self.switches = 0
         self.parks = 0
+        self.on_hart_state: Callable[[Hart, str], None] | None = None  # tracing: park/unpark
+        self.after_switch_in: Callable[[Hart], None] | None = None
         self.executed_bytes = 0  # code bytes run (time skipped by rdtime polling excluded)
         self.skipped_bytes = 0
 
@@ -131,6 +133,8 @@ class Scheduler:
             if pending & h.wake_mask:
                 h.parked = False
                 h.state = HsmState.STARTED
+                if self.on_hart_state:
+                    self.on_hart_state(h, "unpark")
 
     def run(self, machine: MachineLoop) -> None:
         while machine.exit_code is None:
@@ -175,29 +179,38 @@ class Scheduler:
             self.rounds += 1
 
     def wake_by_ipi(self, source: Hart, target: Hart) -> None:
-        """An IPI to a parked hart takes effect at the sender's current virtual time.
+        """An IPI takes effect at the sender's current virtual time, not at a round boundary.
 
-        The target resumes in this round from the sender's offset if its turn is still to
-        come; if its turn is over, the round is cut here so that it resumes next round
-        without the sender's remaining quantum in between.
+        A parked target resumes in this round from the sender's offset if its turn is
+        still to come; if its turn is over, the round is cut here so that it resumes next
+        round without the sender's remaining quantum in between.  A runnable target whose
+        turn is still to come starts its turn no earlier than the IPI was sent, so it
+        never reacts to an interrupt before the sender raised it.
         """
-        if not target.parked or not target.wake_mask & csr.MIP_SSIP:
-            return
         offset = self.local_bytes(source) - self.clock.round_start
+        if not target.parked:
+            if target.id > source.id and target.state == HsmState.STARTED:
+                target.round_bytes = max(target.round_bytes, offset)
+            return
+        if not target.wake_mask & csr.MIP_SSIP:
+            return
         target.parked = False
         target.state = HsmState.STARTED
+        target.round_bytes = max(target.round_bytes, offset)
         if target.id < source.id:
-            cut = max(offset, target.round_bytes, BYTES_PER_TICK)
+            cut = max(target.round_bytes, BYTES_PER_TICK)
             if cut < self.round_length:
                 self.round_length = cut
                 self.cpu.stop("cut")  # type: ignore[attr-defined]
-        else:
-            target.round_bytes = max(target.round_bytes, offset)
+        if self.on_hart_state:
+            self.on_hart_state(target, "unpark")
 
     def _run_hart(self, hart: Hart) -> None:
         cpu = self.cpu
         cpu.switch_in(hart)
         self.switches += 1
+        if self.after_switch_in:
+            self.after_switch_in(hart)
         try:
             while hart.round_bytes < self.round_length:
                 budget = self.round_length - hart.round_bytes
@@ -209,7 +222,7 @@ class Scheduler:
                 reason = cpu.run(hart, budget)
                 hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
                 self.executed_bytes += cpu.budget.bytes  # type: ignore[attr-defined]
-                self.slice_budget = 0
+                self.slice_budget = cpu.budget.budget  # type: ignore[attr-defined]  # nothing in flight
                 if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
                     hart.stip = True
                     cpu.update_mip(csr.MIP_STIP, 0)
@@ -229,6 +242,8 @@ class Scheduler:
                     hart.parked_mip = mip
                     hart.wake_mask = mie
                     self.parks += 1
+                    if self.on_hart_state:
+                        self.on_hart_state(hart, "park")
                     break
                 if reason == "suspend":
                     _mip, mie = cpu.wfi_state()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
-from typing import Protocol
+from typing import Callable, Protocol
 
 import unicorn
 from unicorn import Uc, UcError
@@ -199,6 +199,34 @@ class RiscvCpu:
         ctypes.memmove(blob_address(ctx), blob_address(self.template), self.template.size)
         blob_u64(ctx, OFF_MHARTID).value = hart_id
         return ctx
+
+    # -- hooks on chosen addresses (tracing, debugging) ---------------------------
+    def add_code_hook(self, addr: int, fn: "Callable[[int], None]") -> int:
+        """Call fn(pc) before the instruction at virtual `addr` runs (any hart)."""
+        def on_code(_uc: Uc, address: int, _size: int, _ud: object) -> None:
+            fn(address)
+
+        handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=addr, end=addr)
+        self.uc.ctl_remove_cache(addr, addr + 4)  # code translated before the hook ignores it
+        return handle
+
+    def add_write_watch(self, addr: int, size: int, fn: "Callable[[int, int, int], None]") -> int:
+        """Call fn(address, size, value) on a guest store into [addr, addr + size)."""
+        def on_write(_uc: Uc, _access: int, address: int, wsize: int, value: int, _ud: object) -> None:
+            fn(address, wsize, value)
+
+        return self.uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_write, begin=addr, end=addr + size - 1)
+
+    def remove_hook(self, handle: int) -> None:
+        self.uc.hook_del(handle)
+
+    def xreg(self, n: int) -> int:
+        return self.rreg(UC_RISCV_REG_X0 + n)
+
+    def read_virt_current(self, vaddr: int, size: int) -> bytes | None:
+        """Guest memory as the running hart sees it at its current privilege."""
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        return self.read_virt(vaddr, size, self.current_satp(priv))
 
     # -- registers (ctypes straight into the C library: 2-3x cheaper than the binding)
     def rreg(self, reg: int) -> int:

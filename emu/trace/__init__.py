@@ -1,0 +1,1 @@
+"""Tracing of cross-hart interactions on the virtual clock (events, profiles, exporters)."""
