@@ -21,10 +21,11 @@ VERSION = 1
 
 
 def write_trace(path: Path, log: EventLog, profile: Profile | None, harts: int, stats: dict[str, Any]) -> None:
-    analysis = analyse(log.events())
+    events = list(log.events())
+    analysis = analyse(events)
     doc = {
         "displayTimeUnit": "ns",
-        "traceEvents": chrome_events(log.events(), analysis, harts),
+        "traceEvents": chrome_events(events, analysis, harts),
         "emu": {
             "format": FORMAT,
             "version": VERSION,
@@ -32,13 +33,13 @@ def write_trace(path: Path, log: EventLog, profile: Profile | None, harts: int, 
             "profile": None if profile is None else {"name": profile.name, "stages": profile.stages,
                                                      "handoffs": [list(h) for h in profile.handoffs]},
             "stats": stats,
-            "events": [list(e) for e in log.events()],
+            "events": [list(e) for e in events],
         },
     }
     try:
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))  # one shot: the C encoder
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, sort_keys=True, separators=(",", ":"))
-            f.write("\n")
+            f.write(text + "\n")
     except OSError as err:
         raise EmuError(f"cannot write trace {path}: {err.strerror}") from None
 

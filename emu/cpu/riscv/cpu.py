@@ -90,6 +90,10 @@ class RiscvCpu:
         self._paddr = ctypes.c_uint64()
         self._paddr_ref = ctypes.byref(self._paddr)
         self._context_save = uclib.uc_context_save
+        self._vmem_read = uclib.uc_vmem_read
+        self._vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+        self._vmem_read.restype = ctypes.c_int
+        self._vbuf = ctypes.create_string_buffer(8)
 
         ram = board.ram
         self.ram_base = ram.base
@@ -224,7 +228,11 @@ class RiscvCpu:
         return self.rreg(UC_RISCV_REG_X0 + n)
 
     def read_virt_current(self, vaddr: int, size: int) -> bytes | None:
-        """Guest memory as the running hart sees it at its current privilege."""
+        """Guest memory as the running hart sees it at its current privilege (QEMU's MMU)."""
+        if size <= 8:
+            if self._vmem_read(self._h, vaddr & MASK64, unicorn.UC_PROT_READ, self._vbuf, size) == 0:
+                return self._vbuf.raw[:size]
+            return None
         priv = self.rreg(UC_RISCV_REG_PRIV)
         return self.read_virt(vaddr, size, self.current_satp(priv))
 
