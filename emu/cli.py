@@ -54,6 +54,8 @@ def main() -> None:
               help="Stage profile: built-in name (refguest, zcore-offload), TOML file, auto or none.")
 @click.option("--trace-events", "trace_events", default="all", show_default=True,
               help="Event groups: all or a comma list of syscall,stage,trap,sbi,ipi,irq,hart.")
+@click.option("--gdb", "gdb", default=None, help="GDB stub on [HOST]:PORT (host defaults to 127.0.0.1).")
+@click.option("--gdb-wait", "gdb_wait", is_flag=True, help="Halt before the first instruction until GDB continues.")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
 @click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
@@ -61,7 +63,7 @@ def main() -> None:
 @click.option("-serial", "serial", default="mon:stdio", hidden=True)
 def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
         timeout: float | None, quantum: int, realtime: bool, linux: bool, stats: bool,
-        trace: str | None, trace_profile: str, trace_events: str, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
+        trace: str | None, trace_profile: str, trace_events: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import Machine, MachineOptions
     from loader.image import load_kernel
@@ -94,7 +96,10 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
             raise EmuError(f"cannot read initrd {initrd}: {err.strerror}") from None
     opts = MachineOptions(quantum=quantum, timeout=timeout, realtime=realtime,
                           stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
-                          trace=trace, trace_events=trace_events, trace_profile=trace_profile)
+                          trace=trace, trace_events=trace_events, trace_profile=trace_profile,
+                          gdb=gdb, gdb_wait=gdb_wait)
+    if gdb_wait and not gdb:
+        raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
     m = Machine(board, image, initrd_data, opts)
     result = m.run()
     if stats:
@@ -133,6 +138,22 @@ def trace_plot(path: str, output: str) -> None:
     from emu.trace.plot import plot
 
     plot(read_trace(path), output)
+
+
+@main.command("gdb")
+@click.argument("kernel")
+@click.option("--port", default=1234, show_default=True, help="Port of a running `emu run --gdb :PORT`.")
+def gdb_cmd(kernel: str, port: int) -> None:
+    """Start gdb-multiarch on KERNEL (an ELF) connected to a running emu."""
+    import os
+    import shutil
+
+    gdb = shutil.which("gdb-multiarch")
+    if gdb is None:
+        raise EmuError("gdb-multiarch not found (apt-get install gdb-multiarch)")
+    if not Path(kernel).is_file():
+        raise EmuError(f"kernel not found: {kernel}")
+    os.execv(gdb, [gdb, "-q", "-ex", "set architecture riscv:rv64", "-ex", f"target remote 127.0.0.1:{port}", kernel])
 
 
 def _default_kernel() -> str:

@@ -24,6 +24,7 @@ from emu.devices.dma import GuestMemory
 from emu.devices.irq import IrqLine
 from emu.devices.pci_ecam import PciEcamEmpty
 from emu.devices.plic import PLIC_NDEV, Plic
+from emu.debug.stub import GdbStub
 from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
@@ -59,6 +60,8 @@ class MachineOptions:
     trace: str | None = None  # write a trace file here
     trace_events: str = "all"  # --trace-events groups
     trace_profile: str = "auto"  # built-in name, TOML file, "auto" or "none"
+    gdb: str | None = None  # [HOST]:PORT for the GDB stub
+    gdb_wait: bool = False  # halt before the first instruction until GDB continues
 
 
 @dataclass
@@ -105,8 +108,18 @@ class Machine:
         self.tracer: Tracer | None = None
         self.trace_log: EventLog | None = None
         self.trace_profile: Profile | None = None
-        if self.opts.trace:
+        self.gdb: GdbStub | None = None
+        self.run_only: set[int] | None = None  # debugger: only these harts run (scheduler locking)
+        if self.opts.trace or self.opts.gdb:
             self._start_tracing()
+        if self.opts.gdb:
+            self.gdb = GdbStub(self, self.opts.gdb, self.opts.gdb_wait)
+            assert self.tracer is not None
+            self.tracer.listener = self.gdb.on_trace_event
+            out = self.opts.report or sys.stderr
+            out.write(f"emu: gdb stub listening on 127.0.0.1:{self.gdb.port}"
+                      f"{' (waiting for gdb)' if self.opts.gdb_wait else ''}\n")
+            out.flush()
 
     def _start_tracing(self) -> None:
         spec = self.opts.trace_profile
@@ -114,7 +127,7 @@ class Machine:
             self.trace_profile = auto_profile(self.kernel.symbols)
         elif spec != "none":
             self.trace_profile = load_profile(spec)
-        self.trace_log = EventLog(parse_groups(self.opts.trace_events))
+        self.trace_log = EventLog(parse_groups(self.opts.trace_events if self.opts.trace else "all"))
         self.tracer = Tracer(self, self.trace_log, self.trace_profile)
         self.scheduler.on_hart_state = self.tracer.on_hart
         self.scheduler.after_switch_in = self.tracer.on_switch_in
@@ -146,6 +159,9 @@ class Machine:
         boot = self.harts[0]
         boot.state = HsmState.START_PENDING
         boot.start = (self.kernel.entry, 0, layout.dtb)
+        self.cpu.switch_in(boot)  # apply the entry registers now, so a debugger sees them
+        self.cpu.switch_out(boot)
+        self.cpu.current = None
 
     # -- running -------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -182,8 +198,12 @@ class Machine:
             self.cpu.stop("exit")
 
     def poll(self, block: bool) -> None:
-        """Between rounds: console I/O, --timeout, --realtime pacing, panic grace."""
+        """Between rounds: console I/O, --timeout, --realtime pacing, panic grace, GDB."""
         self.console.flush()
+        if self.gdb is not None:
+            self.gdb.poll()
+            if self.exit_code is not None:
+                return
         now = time.monotonic()
         if self.opts.timeout is not None and now - self._host_start >= self.opts.timeout:
             self._report(f"timeout after {self.opts.timeout:g} s")
@@ -216,6 +236,25 @@ class Machine:
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]
             self.uart.push_input(chunk)
+
+    @property
+    def halted(self) -> bool:
+        return self.gdb is not None and self.gdb.halted
+
+    def step_hart(self, hart: Hart, others: bool = False) -> None:
+        """Debugger single step: one instruction of `hart` (and of the others if asked)."""
+        for h in [hart] + ([o for o in self.harts if o is not hart] if others else []):
+            if h.state not in (HsmState.STARTED, HsmState.START_PENDING) or (h.parked and h is not hart):
+                continue
+            self.cpu.switch_in(h)
+            self.cpu.step(h)
+            self.cpu.switch_out(h)
+            self.cpu.current = None
+
+    def prepare_resume(self, hart: Hart) -> None:
+        """Before continuing from a stop at a hooked instruction: execute it, hooks quiet."""
+        if self.cpu._suppress is not None and self.cpu._suppress[0] is hart:
+            self.step_hart(hart)
 
     def input_possible(self) -> bool:
         return not self.console.eof or bool(self.pending_input)

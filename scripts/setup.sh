@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   make binutils-riscv64-unknown-elf gcc-riscv64-unknown-elf   # tests/cpu guests, the reference guest
   u-boot-qemu                                                 # Debian's U-Boot as a guest
+  gdb-multiarch                                               # tests/debug drive the real GDB
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross bc flex bison cpio  # images/linux
 )
 SUDO=""

@@ -49,6 +49,9 @@ class MachineLoop(Protocol):
 
     def report_hang(self) -> None: ...
 
+    @property
+    def halted(self) -> bool: ...
+
 
 class Scheduler:
     def __init__(self, cpu: Cpu, harts: list[Hart], clock: VirtualClock, quantum_bytes: int) -> None:
@@ -145,7 +148,9 @@ class Scheduler:
                 if h.state == HsmState.START_PENDING:
                     h.state = HsmState.STARTED
             self._wake_parked()
-            runnable = [h for h in self.harts if h.state == HsmState.STARTED and not h.parked]
+            only = getattr(machine, "run_only", None)
+            runnable = [h for h in self.harts if h.state == HsmState.STARTED and not h.parked
+                        and (only is None or h.id in only)]
             waiting = [h for h in self.harts if h.state in (HsmState.STARTED, HsmState.SUSPENDED)]
             if not runnable:
                 deadline = min((h.deadline for h in waiting), default=NO_DEADLINE)
@@ -167,10 +172,15 @@ class Scheduler:
             for h in self.harts:  # hart-id order; a hart woken mid-round by a later id runs next round
                 if h.state != HsmState.STARTED or h.parked or h.round_bytes >= self.round_length:
                     continue
+                if only is not None and h.id not in only:
+                    continue
                 self._run_hart(h)
                 ran = max(ran, h.round_bytes)
                 if machine.exit_code is not None:
                     return
+                if machine.halted:  # a debugger stop: the other harts wait at their boundaries
+                    self.round_length = max(BYTES_PER_TICK, h.round_bytes)
+                    break
             # Time advances to where the last hart stopped: a round whose harts all parked
             # early is not charged its full length.
             self.clock.round_start = start + max(BYTES_PER_TICK, min(ran, self.round_length))

@@ -44,6 +44,7 @@ class Tracer:
         self.profile = profile
         self.points: list[Point] = []
         self._stvec_hooked: set[int] = set()
+        self.listener: Any = None  # the GDB stub's break-on check
         kernel = machine.kernel
         if log.wants("syscall"):
             for addr in sret_sites(kernel.exec_segments):
@@ -64,6 +65,8 @@ class Tracer:
 
     def emit(self, hart: "Hart", kind: str, fields: dict[str, Any]) -> None:
         self.log.emit(self.ns(hart), hart.id, kind, fields)
+        if self.listener is not None:
+            self.listener(hart, kind, fields)
 
     def _hart(self) -> "Hart":
         hart = self.cpu.current

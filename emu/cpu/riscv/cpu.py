@@ -13,10 +13,11 @@ Slices end through a native UC_HOOK_BLOCK budget callback (emu/cpu/native/).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import struct
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import unicorn
 from unicorn import Uc, UcError
@@ -117,6 +118,7 @@ class RiscvCpu:
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.template: unicorn.UcContext | None = None
+        self._suppress: tuple[Hart, int] | None = None
         self._scratch_ctx = self.uc.context_save()  # reused to read badaddr on faults
         self._scratch_ptr = self._scratch_ctx.context
         self._badaddr = blob_u64(self._scratch_ctx, OFF_BADADDR)
@@ -208,11 +210,68 @@ class RiscvCpu:
     def add_code_hook(self, addr: int, fn: "Callable[[int], None]") -> int:
         """Call fn(pc) before the instruction at virtual `addr` runs (any hart)."""
         def on_code(_uc: Uc, address: int, _size: int, _ud: object) -> None:
+            if self._suppress is not None and self._suppress == (self.current, address):
+                return  # re-executing the instruction a debugger stop was reported at
             fn(address)
 
         handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=addr, end=addr)
         self.uc.ctl_remove_cache(addr, addr + 4)  # code translated before the hook ignores it
         return handle
+
+    def add_mem_watch(self, addr: int, size: int, kind: int, fn: "Callable[[int, int, int], None]") -> int:
+        """GDB watchpoint kinds: 2 write, 3 read, 4 access."""
+        htype = {2: unicorn.UC_HOOK_MEM_WRITE, 3: unicorn.UC_HOOK_MEM_READ,
+                 4: unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE}[kind]
+
+        def on_access(_uc: Uc, _access: int, address: int, asize: int, value: int, _ud: object) -> None:
+            fn(address, asize, value)
+
+        return self.uc.hook_add(htype, on_access, begin=addr, end=addr + max(size, 1) - 1)
+
+    def suppress_hooks_at(self, hart: Hart, pc: int) -> None:
+        """Code hooks at `pc` stay quiet for `hart` until it has executed that instruction."""
+        self._suppress = (hart, pc)
+
+    def step(self, hart: Hart) -> str:
+        """Execute exactly one instruction of the loaded hart (traps included)."""
+        count = [0]
+
+        def on_insn(uc: Uc, address: int, _size: int, _ud: object) -> None:
+            count[0] += 1
+            if count[0] == 2:
+                self.wreg(UC_RISCV_REG_PC, address)
+                self.stop("step")
+
+        handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_insn, begin=1, end=0)
+        self.uc.ctl_flush_tb()
+        try:
+            reason = self.run(hart, 1 << 40)
+        finally:
+            self.uc.hook_del(handle)
+            self.uc.ctl_flush_tb()
+            self._suppress = None
+        return reason
+
+    @contextlib.contextmanager
+    def inspect(self, hart: Hart, write: bool = False) -> "Iterator[None]":
+        """Load a halted hart's context to read (or change) its registers."""
+        assert self.current is None or self.current is hart
+        if self.current is hart:
+            yield
+            return
+        self.uc.context_restore(hart.ctx)
+        try:
+            yield
+        finally:
+            if write:
+                self.uc.context_update(hart.ctx)
+            self.loaded_satp = -1  # the TLB now belongs to whoever was loaded: flush at next switch
+
+    def mcsr_write(self, reg: int, value: int) -> None:
+        priv = self.rreg(UC_RISCV_REG_PRIV)
+        self.set_priv(csr.PRV_M)
+        self.wreg(reg, value)
+        self.set_priv(priv)
 
     def add_write_watch(self, addr: int, size: int, fn: "Callable[[int, int, int], None]") -> int:
         """Call fn(address, size, value) on a guest store into [addr, addr + size)."""

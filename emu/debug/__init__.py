@@ -1,0 +1,1 @@
+"""Breakpoint-level debugging: the GDB remote stub."""

@@ -1,0 +1,546 @@
+"""GDB stub: harts are threads, all-stop, breakpoints as code hooks, watchpoints as memory hooks.
+
+The stub lives in the machine's thread: between scheduling rounds the machine polls it
+(new connection, Ctrl-C); when a breakpoint, watchpoint, Ctrl-C or a `break-on` event
+halts the machine, every hart is already at an instruction boundary (only one hart runs
+at a time) and the machine serves GDB packets until GDB resumes it.  Thread ids are
+hart id + 1.  Breakpoints are Unicorn code hooks on the address (guest memory is never
+patched), so they work on every hart and in code not yet translated.
+"""
+from __future__ import annotations
+
+import select
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from unicorn.riscv_const import (
+    UC_RISCV_REG_F0,
+    UC_RISCV_REG_FCSR,
+    UC_RISCV_REG_PC,
+    UC_RISCV_REG_PRIV,
+    UC_RISCV_REG_SATP,
+    UC_RISCV_REG_SCAUSE,
+    UC_RISCV_REG_SEPC,
+    UC_RISCV_REG_SIE,
+    UC_RISCV_REG_SIP,
+    UC_RISCV_REG_SSCRATCH,
+    UC_RISCV_REG_SSTATUS,
+    UC_RISCV_REG_STVAL,
+    UC_RISCV_REG_STVEC,
+    UC_RISCV_REG_X0,
+)
+
+from emu.debug.rsp import PacketReader, frame
+from emu.debug.target import CSR_REGS, FIRST_CSR, PRIV_REGNUM, target_xml
+from emu.errors import EmuError
+from emu.smp.hart import HsmState
+
+if TYPE_CHECKING:
+    from emu.machine import Machine
+    from emu.smp.hart import Hart
+
+SIGTRAP, SIGINT = 5, 2
+CSR_UC = {0x100: UC_RISCV_REG_SSTATUS, 0x104: UC_RISCV_REG_SIE, 0x105: UC_RISCV_REG_STVEC,
+          0x140: UC_RISCV_REG_SSCRATCH, 0x141: UC_RISCV_REG_SEPC, 0x142: UC_RISCV_REG_SCAUSE,
+          0x143: UC_RISCV_REG_STVAL, 0x144: UC_RISCV_REG_SIP, 0x180: UC_RISCV_REG_SATP}
+PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
+
+
+def parse_address(spec: str) -> tuple[str, int]:
+    host, _, port = spec.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise EmuError(f"--gdb {spec!r}: use [HOST]:PORT, e.g. :1234") from None
+
+
+@dataclass
+class StopInfo:
+    hart: int
+    signal: int = SIGTRAP
+    extra: str = ""  # e.g. "watch:80001000;" or "swbreak:;"
+
+
+@dataclass
+class DebugState:
+    breakpoints: dict[int, int] = field(default_factory=dict)  # addr -> hook
+    watchpoints: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (type, addr, len) -> hook
+    break_on: set[str] = field(default_factory=set)
+    step_others: bool = False
+    phys: bool = False
+
+
+class GdbStub:
+    def __init__(self, machine: "Machine", address: str, wait: bool) -> None:
+        self.m = machine
+        self.cpu = machine.cpu
+        host, port = parse_address(address)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.listener.bind((host, port))
+        except OSError as err:
+            self.listener.close()
+            raise EmuError(f"--gdb {address}: cannot listen on {host}:{port} ({err.strerror})") from None
+        self.listener.listen(1)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.conn: socket.socket | None = None
+        self.reader = PacketReader()
+        self.no_ack = False
+        self.state = DebugState()
+        self.stop: StopInfo | None = StopInfo(0, SIGTRAP) if wait else None
+        self.wait_for_client = wait
+        self.g_thread = 1
+        self.last_event: tuple | None = None
+        self._pending_report = False
+
+    # -- called by the machine -------------------------------------------------------
+    @property
+    def halted(self) -> bool:
+        return self.stop is not None
+
+    def halt(self, info: StopInfo) -> None:
+        """Stop the whole machine (from a hook on the running hart)."""
+        if self.stop is None:
+            self.stop = info
+            self._pending_report = True
+            if self.cpu.current is not None:
+                self.cpu.stop("debug")
+
+    def poll(self) -> None:
+        """Between rounds: accept a client, notice Ctrl-C, serve while halted."""
+        self._accept(block=False)
+        if self.stop is not None and self._pending_report:
+            self._pending_report = False
+            self.report_stop()
+        if self.conn is not None and self.stop is None:
+            ready, _, _ = select.select([self.conn], [], [], 0)
+            if ready:
+                self._receive(self.conn.recv(4096))
+        while self.stop is not None and self.m.exit_code is None:
+            if self._pending_report:  # e.g. a breakpoint hit while stepping off another one
+                self._pending_report = False
+                self.report_stop()
+            if self.conn is None:
+                if not self.wait_for_client:
+                    self.stop = None  # nobody to report to: run on
+                    return
+                self._accept(block=True)
+                continue
+            ready, _, _ = select.select([self.conn, self.listener], [], [])
+            if self.listener in ready:
+                self._accept(block=False)  # refuses a second client
+            if self.conn not in ready:
+                continue
+            try:
+                data = self.conn.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                continue
+            self._receive(data)
+
+    def on_trace_event(self, hart: "Hart", kind: str, fields: dict[str, Any]) -> None:
+        """`monitor break-on EVENT`: stop when a matching trace event happens."""
+        bo = self.state.break_on
+        if not bo:
+            return
+        names = {kind}
+        if kind == "stage":
+            names.add(str(fields.get("stage")))
+        if kind == "syscall":
+            names.add(f"syscall {fields.get('num')}")
+        if names & bo:
+            self.last_event = (hart.id, kind, fields)
+            pc = self.cpu.pc() if "pc" not in fields else fields["pc"]
+            if kind == "stage" and "pc" in fields:
+                self.cpu.wreg(UC_RISCV_REG_PC, pc)  # stop before the stage's first instruction
+                self.cpu.suppress_hooks_at(hart, pc)
+            self.halt(StopInfo(hart.id, SIGTRAP))
+
+    # -- connection ------------------------------------------------------------------
+    def _accept(self, block: bool) -> None:
+        while True:
+            if not block:
+                ready, _, _ = select.select([self.listener], [], [], 0)
+                if not ready:
+                    return
+            self.listener.setblocking(True)
+            try:
+                conn, _ = self.listener.accept()
+            finally:
+                self.listener.setblocking(False)
+            if self.conn is not None:  # one client at a time
+                try:
+                    conn.sendall(b"$E01#a6")
+                finally:
+                    conn.close()
+                if block:
+                    return
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.conn = conn
+            self.reader = PacketReader()
+            self.no_ack = False
+            if self.stop is None:
+                self.stop = StopInfo(0, SIGTRAP)  # a new client finds the machine stopped
+                self.wait_for_client = True
+            return
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self._clear_all()
+        self.m.run_only = None
+        self.stop = None  # detached: the guest runs on
+
+    def _send(self, payload: str | bytes) -> None:
+        if self.conn is None:
+            return
+        data = payload.encode() if isinstance(payload, str) else payload
+        try:
+            self.conn.sendall(frame(data))
+        except OSError:
+            self._drop()
+
+    def _receive(self, data: bytes) -> None:
+        if not data:
+            self._drop()
+            return
+        for kind, body in self.reader.feed(data):
+            if kind == "interrupt":
+                if self.stop is None:
+                    self.stop = StopInfo(self._running_hart(), SIGINT)
+                    self._send(self._stop_reply())
+            elif kind == "bad":
+                if not self.no_ack and self.conn:
+                    self.conn.sendall(b"-")
+            elif kind == "packet":
+                if not self.no_ack and self.conn:
+                    self.conn.sendall(b"+")
+                reply = self._handle(body.decode("latin-1"))
+                if reply is not None:
+                    self._send(reply)
+
+    def _running_hart(self) -> int:
+        started = [h.id for h in self.m.harts if h.state != HsmState.STOPPED]
+        return started[0] if started else 0
+
+    # -- packets ---------------------------------------------------------------------
+    def _handle(self, pkt: str) -> str | None:  # noqa: PLR0911, PLR0912 - a protocol dispatcher
+        try:
+            if pkt.startswith("qSupported"):
+                return "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;swbreak+;vContSupported+"
+            if pkt == "QStartNoAckMode":
+                self._send("OK")
+                self.no_ack = True
+                return None
+            if pkt == "?":
+                return self._stop_reply()
+            if pkt.startswith("qXfer:features:read:"):
+                return self._xfer(pkt)
+            if pkt in ("qfThreadInfo",):
+                return "m" + ",".join(f"{h.id + 1:x}" for h in self._threads())
+            if pkt == "qsThreadInfo":
+                return "l"
+            if pkt == "qC":
+                return f"QC{self._stopped_thread():x}"
+            if pkt.startswith("qThreadExtraInfo,"):
+                return self._extra_info(int(pkt.split(",")[1], 16)).encode().hex()
+            if pkt == "qAttached":
+                return "1"
+            if pkt.startswith("qRcmd,"):
+                out = self._monitor(bytes.fromhex(pkt[6:]).decode(errors="replace"))
+                return (out + "\n").encode().hex() if out else "OK"
+            if pkt.startswith("H"):
+                tid = int(pkt[2:], 16) if pkt[2:] not in ("", "-1") else 0
+                if pkt[1] == "g" and tid > 0:
+                    if tid - 1 >= len(self.m.harts):
+                        return "E01"
+                    self.g_thread = tid
+                return "OK"
+            if pkt.startswith("T"):
+                tid = int(pkt[1:], 16)
+                return "OK" if 0 < tid <= len(self.m.harts) and self._hart(tid).state != HsmState.STOPPED else "E01"
+            if pkt == "g":
+                return self._read_gpr_block()
+            if pkt.startswith("G"):
+                return self._write_gpr_block(pkt[1:])
+            if pkt.startswith("p"):
+                return self._read_reg(int(pkt[1:], 16))
+            if pkt.startswith("P"):
+                num, val = pkt[1:].split("=")
+                return self._write_reg(int(num, 16), val)
+            if pkt.startswith("m"):
+                addr, length = (int(x, 16) for x in pkt[1:].split(","))
+                data = self._read_mem(addr, min(length, 0x4000))
+                return "E14" if data is None else data.hex()
+            if pkt.startswith("M"):
+                head, data = pkt[1:].split(":")
+                addr, _length = (int(x, 16) for x in head.split(","))
+                return "OK" if self._write_mem(addr, bytes.fromhex(data)) else "E14"
+            if pkt.startswith("X"):
+                head, _, rest = pkt[1:].partition(":")
+                addr, _length = (int(x, 16) for x in head.split(","))
+                return "OK" if self._write_mem(addr, rest.encode("latin-1")) else "E14"
+            if pkt[:2] in ("Z0", "z0", "Z1", "z1", "Z2", "z2", "Z3", "z3", "Z4", "z4"):
+                return self._point(pkt)
+            if pkt == "vCont?":
+                return "vCont;c;C;s;S"
+            if pkt.startswith("vCont;"):
+                return self._vcont(pkt[6:])
+            if pkt in ("c",) or pkt.startswith("c"):
+                self.m.run_only = None
+                return self._resume(None)
+            if pkt.startswith("s"):
+                return self._step_and_report(self._stopped_thread())
+            if pkt.startswith("D"):
+                self._send("OK")
+                self._drop()
+                return None
+            if pkt == "k":
+                self.m.request_exit(0, "killed by gdb")
+                self.stop = None
+                return None
+            if pkt.startswith("vKill"):
+                self.m.request_exit(0, "killed by gdb")
+                self._send("OK")
+                self.stop = None
+                return None
+            return ""  # unknown packet: empty reply, as the protocol says
+        except (ValueError, IndexError, KeyError):
+            return "E01"
+
+    def _stopped_thread(self) -> int:
+        return (self.stop.hart if self.stop else 0) + 1
+
+    def _stop_reply(self) -> str:
+        info = self.stop or StopInfo(0)
+        self.g_thread = info.hart + 1  # as gdbserver: the event thread becomes the current one
+        return f"T{info.signal:02x}{info.extra}thread:{info.hart + 1:x};"
+
+    def _threads(self) -> list["Hart"]:
+        return [h for h in self.m.harts if h.state != HsmState.STOPPED or h.start is not None]
+
+    def _hart(self, tid: int) -> "Hart":
+        return self.m.harts[tid - 1]
+
+    def _extra_info(self, tid: int) -> str:
+        if not 0 < tid <= len(self.m.harts):
+            return "no such hart"
+        hart = self._hart(tid)
+        with self.cpu.inspect(hart):
+            priv = self.cpu.rreg(UC_RISCV_REG_PRIV)
+        state = "wfi" if hart.parked else hart.state.name.lower()
+        return f"hart{hart.id} {PRIV_NAMES.get(priv, '?')}-mode, {state}"
+
+    def _xfer(self, pkt: str) -> str:
+        annex, _, span = pkt[len("qXfer:features:read:"):].partition(":")
+        if annex != "target.xml":
+            return "E00"
+        off, length = (int(x, 16) for x in span.split(","))
+        xml = target_xml()
+        chunk = xml[off:off + length]
+        return ("l" if off + length >= len(xml) else "m") + chunk
+
+    # -- registers ---------------------------------------------------------------------
+    def _reg_value(self, num: int) -> int | None:
+        cpu = self.cpu
+        if num < 32:
+            return cpu.rreg(UC_RISCV_REG_X0 + num)
+        if num == 32:
+            return cpu.rreg(UC_RISCV_REG_PC)
+        if 33 <= num < 65:
+            return cpu.rreg(UC_RISCV_REG_F0 + num - 33)
+        if num == PRIV_REGNUM:
+            return cpu.rreg(UC_RISCV_REG_PRIV)
+        csr_no = num - FIRST_CSR
+        if csr_no in (1, 2, 3):
+            fcsr = cpu.mcsr_read(UC_RISCV_REG_FCSR)
+            return {1: fcsr & 0x1F, 2: (fcsr >> 5) & 7, 3: fcsr}[csr_no]
+        if csr_no in CSR_UC:
+            return cpu.mcsr_read(CSR_UC[csr_no])
+        return None
+
+    def _read_reg(self, num: int) -> str:
+        with self.cpu.inspect(self._hart(self.g_thread)):
+            value = self._reg_value(num)
+        if value is None:
+            return "E45"
+        return value.to_bytes(8, "little").hex()
+
+    def _write_reg(self, num: int, hexval: str) -> str:
+        value = int.from_bytes(bytes.fromhex(hexval), "little")
+        with self.cpu.inspect(self._hart(self.g_thread), write=True):
+            if num < 32:
+                if num:
+                    self.cpu.wreg(UC_RISCV_REG_X0 + num, value)
+            elif num == 32:
+                self.cpu.wreg(UC_RISCV_REG_PC, value)
+            elif 33 <= num < 65:
+                self.cpu.wreg(UC_RISCV_REG_F0 + num - 33, value)
+            elif num - FIRST_CSR in CSR_UC:
+                self.cpu.mcsr_write(CSR_UC[num - FIRST_CSR], value)
+            else:
+                return "E45"
+        return "OK"
+
+    def _read_gpr_block(self) -> str:
+        with self.cpu.inspect(self._hart(self.g_thread)):
+            return "".join((self._reg_value(i) or 0).to_bytes(8, "little").hex() for i in range(33))
+
+    def _write_gpr_block(self, data: str) -> str:
+        raw = bytes.fromhex(data)
+        with self.cpu.inspect(self._hart(self.g_thread), write=True):
+            for i in range(1, min(33, len(raw) // 8)):
+                value = int.from_bytes(raw[8 * i:8 * i + 8], "little")
+                self.cpu.wreg(UC_RISCV_REG_PC if i == 32 else UC_RISCV_REG_X0 + i, value)
+        return "OK"
+
+    # -- memory ----------------------------------------------------------------------------
+    def _satp(self) -> int:
+        if self.state.phys:
+            return 0
+        with self.cpu.inspect(self._hart(self.g_thread)):
+            priv = self.cpu.rreg(UC_RISCV_REG_PRIV)
+            return 0 if priv == 3 else self.cpu.mcsr_read(UC_RISCV_REG_SATP)
+
+    def _read_mem(self, addr: int, length: int) -> bytes | None:
+        return self.cpu.read_virt(addr, length, self._satp())
+
+    def _write_mem(self, addr: int, data: bytes) -> bool:
+        satp = self._satp()
+        for i, byte in enumerate(data):
+            paddr = self.cpu.virt_to_phys(addr + i, satp)
+            if paddr is None or self.cpu.read_phys(paddr, 1) is None:
+                return False
+            self.cpu.uc.mem_write(paddr, bytes((byte,)))  # through Unicorn: stale code is retranslated
+        return True
+
+    # -- break and watch points --------------------------------------------------------------
+    def _point(self, pkt: str) -> str:
+        kind = int(pkt[1])
+        addr_s, len_s = pkt[3:].split(",")[:2]
+        addr, length = int(addr_s, 16), int(len_s.split(";")[0], 16)
+        insert = pkt[0] == "Z"
+        st = self.state
+        if kind in (0, 1):
+            if insert and addr not in st.breakpoints:
+                st.breakpoints[addr] = self.cpu.add_code_hook(addr, self._on_breakpoint)
+            elif not insert and addr in st.breakpoints:
+                self.cpu.remove_hook(st.breakpoints.pop(addr))
+                self.cpu.uc.ctl_remove_cache(addr, addr + 4)
+            return "OK"
+        key = (kind, addr, length)
+        if insert and key not in st.watchpoints:
+            st.watchpoints[key] = self.cpu.add_mem_watch(addr, length, kind, self._watch_cb(kind))
+        elif not insert and key in st.watchpoints:
+            self.cpu.remove_hook(st.watchpoints.pop(key))
+        return "OK"
+
+    def _on_breakpoint(self, pc: int) -> None:
+        hart = self.cpu.current
+        assert hart is not None
+        self.cpu.wreg(UC_RISCV_REG_PC, pc)  # stop before the instruction runs
+        self.cpu.suppress_hooks_at(hart, pc)
+        self.halt(StopInfo(hart.id, SIGTRAP, "swbreak:;"))
+
+    def _watch_cb(self, kind: int):  # noqa: ANN202
+        name = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
+
+        def on_access(address: int, _size: int, _value: int) -> None:
+            hart = self.cpu.current
+            assert hart is not None
+            self.halt(StopInfo(hart.id, SIGTRAP, f"{name}:{address:x};"))
+        return on_access
+
+    def _clear_all(self) -> None:
+        for addr, hook in self.state.breakpoints.items():
+            self.cpu.remove_hook(hook)
+            self.cpu.uc.ctl_remove_cache(addr, addr + 4)
+        for hook in self.state.watchpoints.values():
+            self.cpu.remove_hook(hook)
+        self.state.breakpoints.clear()
+        self.state.watchpoints.clear()
+        self.state.break_on.clear()
+
+    # -- execution control -------------------------------------------------------------------
+    def _vcont(self, actions: str) -> str | None:
+        """`s:T` steps hart T; `c:T` without a default action runs only hart T (GDB's
+        software single-step and scheduler locking); a bare `c` runs every hart."""
+        only: set[int] = set()
+        run_all = False
+        for action in actions.split(";"):
+            op, _, tid = action.partition(":")
+            if not op:
+                continue
+            if op[0] in "sS":
+                return self._step_and_report(int(tid, 16) if tid and tid != "-1" else self._stopped_thread())
+            if op[0] in "cC":
+                if tid and tid != "-1":
+                    only.add(int(tid, 16) - 1)
+                else:
+                    run_all = True
+        self.m.run_only = None if run_all or not only else only
+        return self._resume(None)
+
+    def _step_and_report(self, tid: int) -> str:
+        hart = self._hart(tid)
+        self.m.step_hart(hart, others=self.state.step_others)
+        self.stop = StopInfo(hart.id, SIGTRAP)
+        return self._stop_reply()
+
+    def _resume(self, _tid: int | None) -> None:
+        stopped = self.stop
+        self.stop = None
+        if stopped is not None:
+            self.m.prepare_resume(self.m.harts[stopped.hart])
+        return None
+
+    def report_stop(self) -> None:
+        """Tell GDB why the machine stopped (after a continue)."""
+        self._send(self._stop_reply())
+
+    # -- monitor --------------------------------------------------------------------------------
+    def _monitor(self, cmd: str) -> str:
+        words = cmd.split()
+        if not words:
+            return "commands: harts, vtime, trace last N, break-on EVENT|clear, phys on|off, step-others on|off"
+        if words[0] == "harts":
+            return "\n".join(self._extra_info(h.id + 1) + self._where(h) for h in self.m.harts)
+        if words[0] == "vtime":
+            return f"virtual time {self.m.clock.seconds():.9f} s ({self.m.clock.ticks} ticks)"
+        if words[0] == "trace" and len(words) >= 2 and words[1] == "last":
+            n = int(words[2]) if len(words) > 2 else 10
+            log = self.m.trace_log
+            if log is None:
+                return "no trace events (run with --trace or --gdb)"
+            return "\n".join(f"{t} ns hart{h} {k} {f}" for t, h, k, f in list(log.ring)[-n:])
+        if words[0] == "break-on":
+            if len(words) < 2:
+                return "break-on: " + (", ".join(sorted(self.state.break_on)) or "nothing")
+            if words[1] == "clear":
+                self.state.break_on.clear()
+                return "break-on cleared"
+            event = " ".join(words[1:])
+            self.state.break_on.add(event)
+            return f"will stop on {event}"
+        if words[0] in ("phys", "step-others") and len(words) == 2 and words[1] in ("on", "off"):
+            setattr(self.state, words[0].replace("-", "_"), words[1] == "on")
+            return f"{words[0]} {words[1]}"
+        return f"unknown monitor command: {cmd}"
+
+    def _where(self, hart: "Hart") -> str:
+        with self.cpu.inspect(hart):
+            pc = self.cpu.rreg(UC_RISCV_REG_PC)
+        sym = self.m.kernel.symbols.lookup(pc)
+        return f" pc {pc:#x}" + (f" <{sym}>" if sym else "")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
