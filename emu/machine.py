@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from collections import deque
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from unicorn.riscv_const import UC_RISCV_REG_A7 as UC_A7
 
@@ -110,6 +110,8 @@ class Machine:
         self.trace_profile: Profile | None = None
         self.gdb: GdbStub | None = None
         self.run_only: set[int] | None = None  # debugger: only these harts run (scheduler locking)
+        self.pause_when: Callable[[Machine], bool] | None = None
+        self.paused = False
         if self.opts.trace or self.opts.gdb:
             self._start_tracing()
         if self.opts.gdb:
@@ -164,10 +166,20 @@ class Machine:
         self.cpu.current = None
 
     # -- running -------------------------------------------------------------------
-    def run(self) -> RunResult:
+    def run(self, until: "Callable[[Machine], bool] | None" = None) -> RunResult:
+        """Run until the guest ends the machine, or until `until(machine)` holds.
+
+        `until` is checked between rounds (e.g. "the console shows the prompt"); the run
+        then returns with reason "paused" and the machine can be run again, in this
+        process or in a fork (`emu test` snapshots a booted machine that way).
+        """
         self._host_start = self._host_origin = time.monotonic()
+        self.pause_when = until
+        self.paused = False
         with self.console:
             self.scheduler.run(self)
+        if self.paused:
+            return RunResult(-1, "paused", self.stats())
         code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
         stats = self.stats()
         if self.trace_log is not None and self.opts.trace:
@@ -204,6 +216,9 @@ class Machine:
             self.gdb.poll()
             if self.exit_code is not None:
                 return
+        if self.pause_when is not None and self.pause_when(self):
+            self.paused = True
+            return
         now = time.monotonic()
         if self.opts.timeout is not None and now - self._host_start >= self.opts.timeout:
             self._report(f"timeout after {self.opts.timeout:g} s")
@@ -255,6 +270,16 @@ class Machine:
         """Before continuing from a stop at a hooked instruction: execute it, hooks quiet."""
         if self.cpu._suppress is not None and self.cpu._suppress[0] is hart:
             self.step_hart(hart)
+
+    def attach_console(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None,
+                       capture: bool = True) -> None:
+        """New host-side console ends (e.g. in a forked child); the guest keeps its UART state."""
+        self.console = Console(stdin, stdout, capture)
+        self.pending_input.clear()
+
+    def type_input(self, data: bytes) -> None:
+        """Queue bytes for the UART as if typed (one byte per round once the guest drives it)."""
+        self.pending_input += data
 
     def input_possible(self) -> bool:
         return not self.console.eof or bool(self.pending_input)

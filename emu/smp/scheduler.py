@@ -52,6 +52,8 @@ class MachineLoop(Protocol):
     @property
     def halted(self) -> bool: ...
 
+    paused: bool
+
 
 class Scheduler:
     def __init__(self, cpu: Cpu, harts: list[Hart], clock: VirtualClock, quantum_bytes: int) -> None:
@@ -142,7 +144,7 @@ class Scheduler:
     def run(self, machine: MachineLoop) -> None:
         while machine.exit_code is None:
             machine.poll(False)
-            if machine.exit_code is not None:
+            if machine.exit_code is not None or machine.paused:
                 break
             for h in self.harts:
                 if h.state == HsmState.START_PENDING:
