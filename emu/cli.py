@@ -178,6 +178,15 @@ def _default_kernel() -> str:
     return str(ref)
 
 
+def _register_subcommands() -> None:
+    from emu.image_cli import image as image_group
+
+    main.add_command(image_group)
+
+
+_register_subcommands()
+
+
 def entry() -> None:
     """Console-script entry: one-line errors and exit 2 for bad input."""
     try:
