@@ -2,7 +2,7 @@
 
 Only what kernels built for QEMU `virt` read is emitted: cpus (with cpu-intc), memory,
 chosen (bootargs, stdout-path, initrd as 32-bit cells like QEMU 7.2 — zCore reads them
-so), the CLINT, the PLIC with M and S contexts per hart, the UART, the virtio-mmio
+so), the CLINT, the PLIC with M and S contexts per hart (M ones masked as OpenSBI does), the UART, the virtio-mmio
 slots and the sifive test finisher with syscon reboot/poweroff nodes.
 """
 from __future__ import annotations
@@ -111,7 +111,10 @@ def build_fdt(board: BoardSpec) -> bytes:
     sw.property_u32("phandle", plic_ph)
     sw.property_u32("riscv,ndev", PLIC_NDEV)
     sw.property("reg", _reg(plic.base, plic.size))
-    sw.property("interrupts-extended", _cells(*[c for h in range(board.harts) for c in (intc[h], 11, intc[h], 9)]))
+    # M-mode contexts are listed with IRQ 0xffffffff, as OpenSBI's fdt_plic_fixup hands the tree
+    # to S-mode kernels (zCore registers a handler for every listed cause and logs cause 11 as invalid).
+    sw.property("interrupts-extended",
+                _cells(*[c for h in range(board.harts) for c in (intc[h], 0xFFFFFFFF, intc[h], 9)]))
     sw.property("interrupt-controller", b"")
     sw.property("compatible", b"sifive,plic-1.0.0\0riscv,plic0\0")
     sw.property_u32("#address-cells", 0)
