@@ -13,12 +13,13 @@ A profile (TOML) describes a kernel's offload protocol as data:
     key = "a0"                # correlation key: ties the stages of one call together
     fields = { num = "[a0+8]", pid = "[a0+88]:4" }
 
-Expressions: a register (`a0`, `tp`, `sp`...), or `[reg+off]` / `[reg+off]:N` for N bytes
+Symbol names may contain `*` (a glob over demangled names).  Expressions: a register (`a0`, `tp`, `sp`...), or `[reg+off]` / `[reg+off]:N` for N bytes
 of memory (default 8) at a virtual address.  Symbols may be given demangled: Rust legacy
 names `_ZN...17h<hash>E` match their `a::b::c` path or its last components.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -147,6 +148,9 @@ class SymbolIndex:
             self.demangled.setdefault(demangle(name), addr)
 
     def find(self, name: str) -> int | None:
+        if "*" in name:  # a glob over demangled names: `*RemoteSyscallFuture as*Future>::poll`
+            hits = sorted(addr for dm, addr in self.demangled.items() if fnmatch.fnmatchcase(dm, name))
+            return hits[0] if hits else None
         if name in self.symbols.by_name:
             return self.symbols.by_name[name]
         if name in self.demangled:
