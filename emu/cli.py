@@ -54,6 +54,12 @@ def main() -> None:
               help="Stage profile: built-in name (refguest, zcore-offload), TOML file, auto or none.")
 @click.option("--trace-events", "trace_events", default="all", show_default=True,
               help="Event groups: all or a comma list of syscall,stage,trap,sbi,ipi,irq,hart.")
+@click.option("--drive", "-drive", "drives", multiple=True,
+              help="virtio-blk disk: file=PATH[,readonly=on] (repeatable).")
+@click.option("--net", "-netdev", "net", default=None,
+              help="virtio-net: user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | none.")
+@click.option("--virtio-mmio", "virtio_mmio", type=click.Choice(["legacy", "modern"]), default="legacy",
+              show_default=True, help="virtio-mmio register layout (zCore needs legacy).")
 @click.option("--gdb", "gdb", default=None, help="GDB stub on [HOST]:PORT (host defaults to 127.0.0.1).")
 @click.option("--gdb-wait", "gdb_wait", is_flag=True, help="Halt before the first instruction until GDB continues.")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
@@ -63,7 +69,8 @@ def main() -> None:
 @click.option("-serial", "serial", default="mon:stdio", hidden=True)
 def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
         timeout: float | None, quantum: int, realtime: bool, linux: bool, stats: bool,
-        trace: str | None, trace_profile: str, trace_events: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
+        trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
+        virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import Machine, MachineOptions
     from loader.image import load_kernel
@@ -97,7 +104,8 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     opts = MachineOptions(quantum=quantum, timeout=timeout, realtime=realtime,
                           stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
                           trace=trace, trace_events=trace_events, trace_profile=trace_profile,
-                          gdb=gdb, gdb_wait=gdb_wait)
+                          gdb=gdb, gdb_wait=gdb_wait, drives=list(drives), net=net,
+                          virtio_legacy=virtio_mmio == "legacy")
     if gdb_wait and not gdb:
         raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
     m = Machine(board, image, initrd_data, opts)

@@ -27,8 +27,9 @@ from emu.devices.plic import PLIC_NDEV, Plic
 from emu.debug.stub import GdbStub
 from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
+from emu.devices.virtio import VirtioMmio, make_virtio, parse_drive, parse_net
 from emu.devices.virtio_mmio import VirtioMmioEmpty
-from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT
+from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT, EmuError
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
 from emu.smp.clock import BYTES_PER_INSN, VirtualClock
@@ -60,6 +61,9 @@ class MachineOptions:
     trace: str | None = None  # write a trace file here
     trace_events: str = "all"  # --trace-events groups
     trace_profile: str = "auto"  # built-in name, TOML file, "auto" or "none"
+    drives: list[str] = field(default_factory=list)  # --drive specs (virtio-blk)
+    net: str | None = None  # --net spec (virtio-net); None: no NIC
+    virtio_legacy: bool = True  # virtio-mmio Version 1 (QEMU's default; zCore needs it)
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
 
@@ -97,8 +101,9 @@ class Machine:
         self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
         self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
         self.mmio_counts: dict[str, int] = {}
+        self.virtio = self._make_virtio_devices()
         for region in board.regions:
-            device = self._make_device(region.kind)
+            device = self.virtio.get(region.name) or self._make_device(region.kind)
             if device is not None:
                 self.cpu.map_device(region.base, region.size, _Counted(device, region.name, self.mmio_counts))
         self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
@@ -133,6 +138,25 @@ class Machine:
         self.tracer = Tracer(self, self.trace_log, self.trace_profile)
         self.scheduler.on_hart_state = self.tracer.on_hart
         self.scheduler.after_switch_in = self.tracer.on_switch_in
+
+    def _make_virtio_devices(self) -> dict[str, VirtioMmio]:
+        """--drive and --net devices, in virtio slots from the top down as QEMU fills them."""
+        wanted = [("blk", parse_drive(d)) for d in self.opts.drives]
+        if self.opts.net is not None:
+            wanted.append(("net", parse_net(self.opts.net)))
+        slots = sorted((r for r in self.board.regions if r.kind == "virtio_mmio"), key=lambda r: -r.base)
+        if len(wanted) > len(slots):
+            raise EmuError(f"{len(wanted)} virtio devices asked for, the board has {len(slots)} slots")
+        devices: dict[str, VirtioMmio] = {}
+        try:
+            for (kind, options), region in zip(wanted, slots):
+                irq = IrqLine(region.irq or 0, self.plic.set_level)
+                devices[region.name] = make_virtio(kind, options, self.dma, irq, self.opts.virtio_legacy)
+        except EmuError:
+            for dev in devices.values():
+                dev.close()
+            raise
+        return devices
 
     def _make_device(self, kind: str) -> object | None:
         return {
@@ -180,6 +204,8 @@ class Machine:
             self.scheduler.run(self)
         if self.paused:
             return RunResult(-1, "paused", self.stats())
+        for dev in self.virtio.values():
+            dev.close()
         code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
         stats = self.stats()
         if self.trace_log is not None and self.opts.trace:
@@ -247,6 +273,8 @@ class Machine:
             if self.console.quit_requested:
                 self.request_exit(0, "quit (Ctrl-A x)")
                 return
+        for dev in self.virtio.values():
+            dev.poll()
         if self.pending_input and self.uart.can_accept():
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]
@@ -282,7 +310,9 @@ class Machine:
         self.pending_input += data
 
     def input_possible(self) -> bool:
-        return not self.console.eof or bool(self.pending_input)
+        """Can anything from outside still wake a waiting guest (console, a network)?"""
+        has_network = self.opts.net is not None and not self.opts.net.startswith("none")
+        return not self.console.eof or bool(self.pending_input) or has_network
 
     def report_hang(self) -> None:
         self._report("guest hang: every hart is stopped or waits with no timer armed and no input can arrive")

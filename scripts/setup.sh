@@ -8,6 +8,7 @@ APT_PACKAGES=(
   make binutils-riscv64-unknown-elf gcc-riscv64-unknown-elf   # tests/cpu guests, the reference guest
   u-boot-qemu                                                 # Debian's U-Boot as a guest
   gdb-multiarch                                               # tests/debug drive the real GDB
+  libslirp0                                                   # --net user (QEMU's user-mode network)
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross bc flex bison cpio  # images/linux
 )
 SUDO=""

@@ -14,7 +14,7 @@ from emu.devices.irq import IrqLine
 from emu.devices.virtio.mmio import VirtioMmio
 from emu.errors import EmuError
 
-__all__ = ["VirtioMmio", "make_virtio", "make_net_backend", "parse_drive", "parse_net"]
+__all__ = ["VirtioMmio", "make_net_backend", "make_virtio", "parse_drive", "parse_net"]
 
 _ON = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}
 

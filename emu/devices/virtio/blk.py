@@ -13,7 +13,7 @@ import os
 import stat
 import struct
 
-from emu.devices.virtio.queue import Chain, Virtqueue, VirtqError
+from emu.devices.virtio.queue import Chain, VirtqError, Virtqueue
 from emu.errors import EmuError
 
 DEVICE_ID_BLK = 2

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from emu.devices.dma import DmaError, GuestMemory
 from emu.devices.irq import IrqLine
-from emu.devices.virtio.queue import Virtqueue, VirtqError
+from emu.devices.virtio.queue import VirtqError, Virtqueue
 
 MAGIC = 0x74726976  # "virt"
 VENDOR_QEMU = 0x554D4551
@@ -95,7 +95,7 @@ class VirtioBackend(Protocol):
 
     def reset(self) -> None: ...
 
-    def process(self, transport: "VirtioMmio", queue: Virtqueue) -> None: ...
+    def process(self, transport: VirtioMmio, queue: Virtqueue) -> None: ...
 
 
 class VirtioMmio:

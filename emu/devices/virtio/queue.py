@@ -218,4 +218,4 @@ class Virtqueue:
         return not mem.read_u16(self.avail) & VRING_AVAIL_F_NO_INTERRUPT
 
 
-__all__ = ["Chain", "DmaError", "VirtqError", "Virtqueue", "MAX_INDIRECT", "IO_CHUNK"]
+__all__ = ["IO_CHUNK", "MAX_INDIRECT", "Chain", "DmaError", "VirtqError", "Virtqueue"]

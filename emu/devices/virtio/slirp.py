@@ -20,8 +20,21 @@ import select
 import socket
 import sys
 import time
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_bool, c_char_p, c_int, c_int64, c_size_t,
-                    c_ssize_t, c_uint8, c_uint32, c_void_p)
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    byref,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_int64,
+    c_size_t,
+    c_ssize_t,
+    c_uint8,
+    c_uint32,
+    c_void_p,
+)
 
 from emu.errors import EmuError
 
