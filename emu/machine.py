@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from collections import deque
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from unicorn.riscv_const import UC_RISCV_REG_A7 as UC_A7
 
@@ -22,12 +22,9 @@ from emu.cpu.riscv.cpu import RiscvCpu
 from emu.devices.aclint import Aclint
 from emu.devices.dma import GuestMemory
 from emu.devices.irq import IrqLine
-from emu.devices.pci_ecam import PciEcamEmpty
 from emu.devices.plic import PLIC_NDEV, Plic
-from emu.debug.stub import GdbStub
 from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
-from emu.devices.virtio import VirtioMmio, make_virtio, parse_drive, parse_net
 from emu.devices.virtio_mmio import VirtioMmioEmpty
 from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT, EmuError
 from emu.fdt import build_fdt
@@ -35,11 +32,14 @@ from emu.firmware.sbi import Sbi
 from emu.smp.clock import BYTES_PER_INSN, VirtualClock
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
-from emu.trace.events import EventLog, parse_groups
-from emu.trace.output import write_trace
-from emu.trace.profile import Profile, auto_profile, load_profile
-from emu.trace.tracer import Tracer
 from loader.image import KernelImage
+
+if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or debugging
+    from emu.debug.stub import GdbStub
+    from emu.trace.events import EventLog
+    from emu.trace.profile import Profile
+    from emu.trace.tracer import Tracer
+    from emu.devices.virtio import VirtioMmio
 from loader.initrd import plan_layout
 
 REALTIME_SLACK = 0.05  # s the virtual clock may lag the host before --realtime re-bases
@@ -103,6 +103,9 @@ class Machine:
         self.mmio_counts: dict[str, int] = {}
         self.virtio = self._make_virtio_devices()
         for region in board.regions:
+            if region.kind == "pci_ecam":  # no devices: all ones, answered natively
+                self.cpu.map_native_all_ones(region.base, region.size)
+                continue
             device = self.virtio.get(region.name) or self._make_device(region.kind)
             if device is not None:
                 self.cpu.map_device(region.base, region.size, _Counted(device, region.name, self.mmio_counts))
@@ -120,6 +123,8 @@ class Machine:
         if self.opts.trace or self.opts.gdb:
             self._start_tracing()
         if self.opts.gdb:
+            from emu.debug.stub import GdbStub
+
             self.gdb = GdbStub(self, self.opts.gdb, self.opts.gdb_wait)
             assert self.tracer is not None
             self.tracer.listener = self.gdb.on_trace_event
@@ -129,6 +134,10 @@ class Machine:
             out.flush()
 
     def _start_tracing(self) -> None:
+        from emu.trace.events import EventLog, parse_groups
+        from emu.trace.profile import auto_profile, load_profile
+        from emu.trace.tracer import Tracer
+
         spec = self.opts.trace_profile
         if spec == "auto":
             self.trace_profile = auto_profile(self.kernel.symbols)
@@ -139,15 +148,19 @@ class Machine:
         self.scheduler.on_hart_state = self.tracer.on_hart
         self.scheduler.after_switch_in = self.tracer.on_switch_in
 
-    def _make_virtio_devices(self) -> dict[str, VirtioMmio]:
+    def _make_virtio_devices(self) -> dict[str, "VirtioMmio"]:
         """--drive and --net devices, in virtio slots from the top down as QEMU fills them."""
+        if not self.opts.drives and self.opts.net is None:
+            return {}
+        from emu.devices.virtio import make_virtio, parse_drive, parse_net
+
         wanted = [("blk", parse_drive(d)) for d in self.opts.drives]
         if self.opts.net is not None:
             wanted.append(("net", parse_net(self.opts.net)))
         slots = sorted((r for r in self.board.regions if r.kind == "virtio_mmio"), key=lambda r: -r.base)
         if len(wanted) > len(slots):
             raise EmuError(f"{len(wanted)} virtio devices asked for, the board has {len(slots)} slots")
-        devices: dict[str, VirtioMmio] = {}
+        devices: dict[str, "VirtioMmio"] = {}
         try:
             for (kind, options), region in zip(wanted, slots):
                 irq = IrqLine(region.irq or 0, self.plic.set_level)
@@ -165,7 +178,6 @@ class Machine:
             "aclint": self.aclint,
             "test_finisher": TestFinisher(self.request_exit),
             "virtio_mmio": VirtioMmioEmpty(),
-            "pci_ecam": PciEcamEmpty(),
             "empty": _Empty(),
         }.get(kind)
 
@@ -209,6 +221,8 @@ class Machine:
         code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
         stats = self.stats()
         if self.trace_log is not None and self.opts.trace:
+            from emu.trace.output import write_trace
+
             write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), stats)
             self.trace_log.close()
         return RunResult(code, self.exit_reason, stats)

@@ -10,14 +10,14 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import capstone
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING
 
 from emu.board import KERNEL_ADDR
 from emu.errors import EmuError
 from loader.symbols import Symbols
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 EM_RISCV = 243
 LINUX_IMAGE_MAGIC = b"RISCV\0\0\0"
@@ -71,6 +71,8 @@ def _check_raw(path: Path, data: bytes) -> None:
             raise EmuError(f"{path}: not a riscv64 kernel ({what})")
     if printable > 0.9 * len(head):
         raise EmuError(f"{path}: not a riscv64 kernel (looks like text)")
+    import capstone  # only raw images need it
+
     md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
     decoded = 0
     for insn in md.disasm(data[:64], KERNEL_ADDR):
@@ -82,6 +84,9 @@ def _check_raw(path: Path, data: bytes) -> None:
 
 def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelImage:
     import io
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
 
     try:
         elf = ELFFile(io.BytesIO(data))
@@ -126,13 +131,15 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
     return KernelImage(path, "elf", segments, entry, symbols, code)
 
 
-def _symbols(elf: ELFFile) -> Symbols:
+def _symbols(elf: "ELFFile") -> Symbols:
     """Function, object and untyped symbols with a name.
 
     pyelftools finds the tables; the entries themselves are unpacked with `struct`,
     because pyelftools' per-symbol parsing takes ~20 us each (6 s for the 358k symbols
     of a zCore debug build, against 0.2 s here).
     """
+    from elftools.elf.sections import SymbolTableSection
+
     entries = []
     wanted_types = {0, 1, 2}  # STT_NOTYPE, STT_OBJECT, STT_FUNC
     for section in elf.iter_sections():

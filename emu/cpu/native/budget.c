@@ -33,3 +33,17 @@ void emu_block_budget(void *uc, uint64_t address, uint32_t size, void *user_data
         b->stop(uc);
     }
 }
+
+/* An MMIO region with nothing behind it that reads all ones (PCI ECAM with no devices:
+ * vendor 0xFFFF).  zCore probes all 65,536 functions at boot; in C each read costs
+ * nanoseconds instead of a Python callback. */
+uint64_t emu_mmio_read_ones(void *uc, uint64_t offset, unsigned size, void *user_data)
+{
+    (void)uc; (void)offset; (void)user_data;
+    return size >= 8 ? ~(uint64_t)0 : (((uint64_t)1 << (8 * size)) - 1);
+}
+
+void emu_mmio_write_ignore(void *uc, uint64_t offset, unsigned size, uint64_t value, void *user_data)
+{
+    (void)uc; (void)offset; (void)size; (void)value; (void)user_data;
+}

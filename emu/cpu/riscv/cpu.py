@@ -147,6 +147,15 @@ class RiscvCpu:
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
 
+    def map_native_all_ones(self, base: int, size: int) -> None:
+        """An empty region (reads all ones, writes ignored) served by the native helper."""
+        lib = self._native_lib
+        err = uclib.uc_mmio_map(self._h, base, size,
+                                ctypes.cast(lib.emu_mmio_read_ones, ctypes.c_void_p), None,
+                                ctypes.cast(lib.emu_mmio_write_ignore, ctypes.c_void_p), None)
+        if err != unicorn.UC_ERR_OK:
+            raise UcError(err)
+
     def build_template(self, pmp_spans: list[tuple[int, int]]) -> None:
         """Run the M-mode set-up stub once; every hart's context starts as a copy of it.
 
