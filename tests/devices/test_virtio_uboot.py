@@ -80,3 +80,40 @@ def test_missing_or_readonly_drive_is_bad_input(uboot, tmp_path):
     res = subprocess.run(emu_cmd("run", "--kernel", str(uboot), "--drive", f"file={ro}"),
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def _can_make_namespaces() -> bool:
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_make_namespaces(), reason="needs root, unshare and ip (iproute2) for a test network namespace")
+@pytest.mark.parametrize("layout", ["legacy", "modern"])
+def test_uboot_pings_the_host_side_of_a_tap_in_its_own_namespace(uboot, disk, layout):
+    """The test makes a network namespace with a TAP device (10.9.9.1) and runs emu inside it."""
+    inner = " && ".join([
+        "ip link set lo up",
+        "ip tuntap add dev emutap0 mode tap",
+        "ip addr add 10.9.9.1/24 dev emutap0",
+        "ip link set emutap0 up",
+        "exec " + " ".join(emu_cmd("run", "-m", "256M", "--kernel", str(uboot), "--drive", f"file={disk}",
+                                   "--net", "tap,ifname=emutap0", "--virtio-mmio", layout,
+                                   "--timeout", "120", "--realtime")),
+    ])
+    child = pexpect.spawn("unshare", ["-n", "sh", "-c", inner], timeout=60)
+    try:
+        child.expect("Hit any key to stop autoboot")
+        child.send("\r")
+        child.expect("=> ")
+        info = run(child, "virtio info")
+        assert "Block Device" in info
+        out = run(child, "setenv ipaddr 10.9.9.2; setenv netmask 255.255.255.0; ping 10.9.9.1")
+        assert "host 10.9.9.1 is alive" in out, out
+        child.sendline("poweroff")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0

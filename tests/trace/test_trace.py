@@ -123,3 +123,41 @@ def test_unknown_event_group_is_bad_input(refguest_elf, tmp_path):
     res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--trace", str(tmp_path / "t.json"),
                                  "--trace-events", "bogus"), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "bogus" in res.stderr
+
+
+def test_line_inline_and_watch_points_from_dwarf(refguest_elf, tmp_path):
+    """Profile points other than symbol entries: a source line, an inlined-function entry and a
+    data watch (what zCore's LTO builds need)."""
+    src = (ROOT / "images" / "refguest" / "kernel" / "offload.c").read_text().splitlines()
+    wake_line = next(i for i, ln in enumerate(src, 1) if "struct task *t = req->task;" in ln)
+    profile = tmp_path / "p.toml"
+    profile.write_text(f"""
+name = "dwarf-test"
+stages = ["submit", "wake"]
+[[point]]
+stage = "submit"
+inline = "ref_submit"
+key = "a0"
+[[point]]
+stage = "wake"
+line = "offload.c:{wake_line}"
+key = "a0"
+[[point]]
+stage = "queued"
+watch = "ref_sq+16"
+size = 8
+""")
+    doc = traced(refguest_elf, "ipi", tmp_path / "t.json", "--trace-profile", str(profile))
+    stages = [e[3]["stage"] for e in doc["emu"]["events"] if e[2] == "stage"]
+    assert stages.count("submit") >= 100
+    assert stages.count("wake") >= 100
+    assert stages.count("queued") >= 100  # ref_sq.head written on every submit
+
+
+def test_plot_writes_a_png(refguest_elf, tmp_path):
+    pytest.importorskip("matplotlib")
+    traced(refguest_elf, "ipi", tmp_path / "t.json")
+    res = subprocess.run(emu_cmd("trace", "plot", str(tmp_path / "t.json"), "-o", str(tmp_path / "p.png")),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
