@@ -18,6 +18,8 @@ KINDS = {
     "trap": "trap", "syscall": "syscall", "sysret": "syscall", "sbi": "sbi", "ipi": "ipi",
     "irq": "irq", "hart": "hart", "stage": "stage",
 }
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+BATCH = 4096  # events held in memory before they are written to the stream
 GROUPS = {"all", "syscall", "trap", "sbi", "ipi", "irq", "hart", "stage"}
 
 
@@ -44,6 +46,7 @@ class EventLog:
         self.ring: deque[tuple] = deque(maxlen=ring)
         self.count = 0
         self._stream: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._batch: list[tuple] = []
 
     def wants(self, kind: str) -> bool:
         return KINDS.get(kind, kind) in self.groups
@@ -52,10 +55,18 @@ class EventLog:
         ev = (t_ns, hart, kind, fields)
         self.ring.append(ev)
         self.count += 1
-        self._stream.write(json.dumps([t_ns, hart, kind, fields], sort_keys=True, separators=(",", ":")))
-        self._stream.write("\n")
+        self._batch.append(ev)
+        if len(self._batch) >= BATCH:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the pending events in one go (one C-encoder call per batch, not per event)."""
+        if self._batch:
+            self._stream.write("\n".join(map(_ENCODER.encode, self._batch)) + "\n")
+            self._batch.clear()
 
     def events(self) -> Iterator[tuple[int, int, str, dict[str, Any]]]:
+        self._spill()
         self._stream.flush()
         self._stream.seek(0)
         for line in self._stream:
