@@ -188,8 +188,10 @@ def _default_kernel() -> str:
 
 def _register_subcommands() -> None:
     from emu.image_cli import image as image_group
+    from emu.testrunner.cli import test
 
     main.add_command(image_group)
+    main.add_command(test)
 
 
 _register_subcommands()

@@ -2,7 +2,6 @@
 
 - cases.py: the list format (parse, rewrite statuses)
 - verdict.py: failure patterns, prompt and time-limit conditions for Machine.run(until=...)
-- snapshot.py: guest RAM made copy-on-write across fork
 - runner.py: the boot, the pool of forked children, per-case results
 - report.py: summary table, JUnit XML
 - cli.py: the click command `test`

@@ -1,7 +1,7 @@
 """The test runner: one boot, then one fork of the whole emulator per case.
 
-Fork-per-case (the default): the parent builds the machine, makes guest RAM
-copy-on-write across fork (see snapshot.py), boots to the shell prompt and stops there
+Fork-per-case (the default): the parent builds the machine (its guest RAM is a private
+mapping, so copy-on-write across fork), boots to the shell prompt and stops there
 (`Machine.run(until=...)`).  For each case it forks a child that types the case on the
 UART, runs until the prompt comes back or the guest-time limit passes, judges the
 output, reports through a pipe and exits.  The parent never runs the guest again, so
@@ -30,15 +30,20 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from emu.errors import EmuError
 from emu.testrunner.cases import Case, Status
-from emu.testrunner.snapshot import make_ram_private
-from emu.testrunner.verdict import (DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT, UntilPrompt, UntilTime,
-                                    judge_output)
+from emu.testrunner.verdict import (
+    DEFAULT_FAIL_PATTERNS,
+    DEFAULT_PROMPT,
+    UntilPrompt,
+    UntilTime,
+    judge_output,
+)
 
 if TYPE_CHECKING:
     from emu.machine import Machine
@@ -192,7 +197,7 @@ class _Parts:
             except OSError as err:
                 raise EmuError(f"cannot read initrd {config.initrd}: {err.strerror}") from None
 
-    def machine(self, bootargs: str) -> "Machine":
+    def machine(self, bootargs: str) -> Machine:
         from emu.board import BoardSpec
         from emu.machine import Machine, MachineOptions
 
@@ -206,7 +211,7 @@ class _Parts:
         return m
 
 
-def _fresh_trace_log(m: "Machine") -> None:
+def _fresh_trace_log(m: Machine) -> None:
     """In a child: its own event log (the parent's temporary file is shared across forks)."""
     from emu.trace.events import EventLog
 
@@ -217,7 +222,7 @@ def _fresh_trace_log(m: "Machine") -> None:
     m.tracer.log = log
 
 
-def _write_trace(m: "Machine", path: str | None) -> str | None:
+def _write_trace(m: Machine, path: str | None) -> str | None:
     from emu.trace.output import write_trace
 
     if path is None or m.trace_log is None:
@@ -226,7 +231,7 @@ def _write_trace(m: "Machine", path: str | None) -> str | None:
     return path
 
 
-def _boot_to_prompt(m: "Machine", config: RunConfig) -> tuple[bool, str]:
+def _boot_to_prompt(m: Machine, config: RunConfig) -> tuple[bool, str]:
     until = UntilPrompt(config.prompt_re, 0.0, config.boot_timeout, skip_echo=False)
     r = m.run(until=until)
     if r.reason == "paused" and until.match is not None:
@@ -236,7 +241,7 @@ def _boot_to_prompt(m: "Machine", config: RunConfig) -> tuple[bool, str]:
     return False, f"the machine ended before the prompt: {r.reason or 'stopped'} (exit {r.exit_code})"
 
 
-def _shell_case(m: "Machine", case: Case, config: RunConfig, trace_path: str | None) -> dict[str, Any]:
+def _shell_case(m: Machine, case: Case, config: RunConfig, trace_path: str | None) -> dict[str, Any]:
     """Type the case on the booted machine's shell and judge what comes back."""
     m.attach_console(None, None, True)
     m.opts.report = io.StringIO()
@@ -284,7 +289,7 @@ def _boot_case(parts: _Parts, case: Case, config: RunConfig, trace_path: str | N
     return _child_result(m, status, detail, log, m.clock.seconds(), trace_path)
 
 
-def _child_result(m: "Machine", status: Status, detail: str, log: bytes, guest_s: float,
+def _child_result(m: Machine, status: Status, detail: str, log: bytes, guest_s: float,
                   trace_path: str | None) -> dict[str, Any]:
     report = m.opts.report.getvalue() if isinstance(m.opts.report, io.StringIO) else ""
     trace = None
@@ -330,7 +335,8 @@ def run_forked(items: list[Any], child_fn: Callable[[Any], dict[str, Any]], jobs
                 if pid == 0:  # the child: never returns
                     code = 0
                     try:
-                        signal.signal(signal.SIGINT, signal.SIG_DFL)
+                        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: just go
                         os.close(r)
                         for fd in active:
                             os.close(fd)
@@ -437,7 +443,6 @@ class Runner:
 
         if not config.boot_per_case and to_run:
             m = self.parts.machine(config.append)
-            make_ram_private(m)
             h0 = time.monotonic()
             ok, why = _boot_to_prompt(m, config)
             outcome.boot_host_s = time.monotonic() - h0

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from emu.testrunner.cases import Status
 
@@ -56,7 +57,7 @@ class UntilPrompt:
         self.match: re.Match[bytes] | None = None
         self.timed_out = False
 
-    def __call__(self, m: "Machine") -> bool:
+    def __call__(self, m: Machine) -> bool:
         log = m.console.log
         assert log is not None, "the console must capture (attach_console(..., capture=True))"
         n = len(log)
@@ -92,7 +93,7 @@ class UntilTime:
         self.timeout = timeout
         self.timed_out = False
 
-    def __call__(self, m: "Machine") -> bool:
+    def __call__(self, m: Machine) -> bool:
         if self.timeout is not None and m.clock.seconds() - self.t0 >= self.timeout:
             self.timed_out = True
             return True

@@ -29,7 +29,7 @@ def emu_test_cmd(*args: str) -> list[str]:
 
 
 def run_emu_test(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(emu_test_cmd(*args), capture_output=True, text=True, timeout=HOST_TIMEOUT, cwd=cwd)
+    return subprocess.run(emu_test_cmd(*args), check=False, capture_output=True, text=True, timeout=HOST_TIMEOUT, cwd=cwd)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def refguest_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
         warnings.warn(reason)
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("refguest-for-testrunner") / "build"
-    res = subprocess.run(["make", "-C", str(REFGUEST_SRC), f"OUT={out}", "all"],
+    res = subprocess.run(["make", "-C", str(REFGUEST_SRC), f"OUT={out}", "all"], check=False,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"building the reference guest failed:\n{res.stdout}{res.stderr}"
     return out / "refguest.elf"

@@ -99,7 +99,8 @@ class RiscvCpu:
         ram = board.ram
         self.ram_base = ram.base
         self.ram_end = ram.end
-        self.ram = mmap.mmap(-1, ram.size)
+        # Private, not shared: a forked child (emu test's snapshots) must get copy-on-write RAM.
+        self.ram = mmap.mmap(-1, ram.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
         self.uc.mem_map_ptr(ram.base, ram.size, unicorn.UC_PROT_ALL, self._ram_ptr)
         rom = board.region("mrom")

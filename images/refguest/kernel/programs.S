@@ -24,5 +24,6 @@ program_table:
     program sleep
     program spin
     program ps
+    program fault
     .section .rodata.prog_table, "a"
     .quad 0, 0, 0

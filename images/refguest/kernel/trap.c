@@ -52,7 +52,7 @@ void trap_user(struct trapframe *tf)
     if (cause == EXC_ILLEGAL && emulate_rdtime(t))
         task_enter(t);
 
-    kprintf("refguest: pid %d (%s) killed: scause %lx sepc %lx stval %lx\n", t->pid, t->name,
+    kprintf("refguest: Error: pid %d (%s) killed by a fault: scause %lx sepc %lx stval %lx\n", t->pid, t->name,
             cause, tf->sepc, csr_read(stval));
     vm_use_kernel();
     task_exit(t, -1);

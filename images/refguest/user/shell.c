@@ -5,6 +5,7 @@
 static const char help[] =
     "commands:\n"
     "  hello          print a greeting\n"
+    "  fault          store to address 0 (the kernel kills it)\n"
     "  echo [WORDS]   print WORDS, or read a line from the console and print it back\n"
     "  getcpu         show which hart executed the system calls\n"
     "  bench [N]      time N null system calls (default 100)\n"
