@@ -427,10 +427,12 @@ class Machine:
         if kind == "fence.i":
             return  # one shared translation cache: nothing to do
         for t in targets:
-            if t is self.cpu.current:
-                self.cpu.flush_tlb()
-            else:
-                t.flush_tlb = True
+            t.flush_tlb = True
+        if source in targets:
+            # Flushing Unicorn's TLB from inside a hook costs ~0.3 ms (measured on Linux's
+            # 3,000 fences at boot: 0.9 s); ending the slice here and flushing between
+            # slices costs microseconds.  The caller resumes after its ecall as usual.
+            self.cpu.stop("yield")
 
     def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None:
         self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))

@@ -231,6 +231,9 @@ class Scheduler:
                     if 0 < until < budget:
                         budget = until
                 self.slice_budget = budget
+                if hart.flush_tlb:  # a remote sfence.vma that included this hart
+                    cpu.flush_tlb()  # type: ignore[attr-defined]
+                    hart.flush_tlb = False
                 reason = cpu.run(hart, budget)
                 hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
                 self.executed_bytes += cpu.budget.bytes  # type: ignore[attr-defined]
