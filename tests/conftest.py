@@ -1,4 +1,7 @@
+import shutil
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,3 +20,20 @@ def uboot() -> Path:
     if not UBOOT.exists():
         pytest.skip("Debian's U-Boot is missing: apt-get install u-boot-qemu")
     return UBOOT
+
+
+@pytest.fixture(scope="session")
+def refguest_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference guest, built once per session into a temporary directory (never into
+    the shared images/build)."""
+    missing = [t for t in ("riscv64-unknown-elf-gcc", "make") if shutil.which(t) is None]
+    if missing:
+        reason = (f"reference-guest tests SKIPPED: {' and '.join(missing)} not found "
+                  "(apt-get install gcc-riscv64-unknown-elf make)")
+        warnings.warn(reason)
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("refguest") / "build"
+    res = subprocess.run(["make", "-C", str(ROOT / "images" / "refguest"), f"OUT={out}", "all"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"building the reference guest failed:\n{res.stdout}{res.stderr}"
+    return out / "refguest.elf"

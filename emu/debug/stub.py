@@ -32,7 +32,7 @@ from unicorn.riscv_const import (
 )
 
 from emu.debug.rsp import PacketReader, frame
-from emu.debug.target import CSR_REGS, FIRST_CSR, PRIV_REGNUM, target_xml
+from emu.debug.target import FIRST_CSR, PRIV_REGNUM, target_xml
 from emu.errors import EmuError
 from emu.smp.hart import HsmState
 

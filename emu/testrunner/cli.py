@@ -1,7 +1,6 @@
 """`emu test`: run a zcore-tests list on the console, one fork of the booted machine per case.
 
-Registered in emu/cli.py with `main.add_command(test)`; until then
-`python -m emu.testrunner ...` runs the same command.
+Registered in emu/cli.py with `main.add_command(test)`.
 """
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from emu.errors import EmuError
 from loader.symbols import Symbols

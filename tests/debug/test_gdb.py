@@ -5,28 +5,16 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from emu.debug.rsp import PacketReader, frame
-from tests.conftest import ROOT, emu_cmd
+from tests.conftest import emu_cmd
 
 GDB = shutil.which("gdb-multiarch")
 pytestmark = pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")
-
-
-@pytest.fixture(scope="module")
-def elf(tmp_path_factory) -> Path:
-    if shutil.which("riscv64-unknown-elf-gcc") is None:
-        pytest.skip("riscv64-unknown-elf-gcc missing: scripts/setup.sh installs it")
-    out = tmp_path_factory.mktemp("refguest")
-    res = subprocess.run(["make", "-C", str(ROOT / "images" / "refguest"), f"OUT={out}"],
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return out / "refguest.elf"
 
 
 class Emu:
@@ -62,9 +50,9 @@ def gdb_batch(elf: Path, port: int, *commands: str) -> str:
     return res.stdout + res.stderr
 
 
-def test_threads_breakpoint_backtrace_and_per_thread_step(elf):
-    emu = Emu(elf, "--gdb-wait")
-    out = gdb_batch(elf, emu.port, "info threads", "break ref_wake", "continue", "info threads", "bt",
+def test_threads_breakpoint_backtrace_and_per_thread_step(refguest_elf):
+    emu = Emu(refguest_elf, "--gdb-wait")
+    out = gdb_batch(refguest_elf, emu.port, "info threads", "break ref_wake", "continue", "info threads", "bt",
                     "info registers sepc", "thread 1", "bt", "p/x $pc", "thread 2", "p/x $pc", "stepi", "p/x $pc",
                     "thread 1", "p/x $pc", "detach")
     emu.type(b"poweroff\n")
@@ -83,9 +71,9 @@ def test_threads_breakpoint_backtrace_and_per_thread_step(elf):
     assert code == 0
 
 
-def test_write_watchpoint_on_the_submission_queue(elf):
-    emu = Emu(elf, "--gdb-wait")
-    out = gdb_batch(elf, emu.port, "watch ref_sq.head", "continue", "bt 1", "info threads", "detach")
+def test_write_watchpoint_on_the_submission_queue(refguest_elf):
+    emu = Emu(refguest_elf, "--gdb-wait")
+    out = gdb_batch(refguest_elf, emu.port, "watch ref_sq.head", "continue", "bt 1", "info threads", "detach")
     emu.type(b"poweroff\n")
     code, _ = emu.finish()
     assert "Hardware watchpoint 1: ref_sq.head" in out
@@ -94,9 +82,9 @@ def test_write_watchpoint_on_the_submission_queue(elf):
     assert code == 0
 
 
-def test_break_on_wake_stops_hart1_at_the_wake(elf):
-    emu = Emu(elf, "--gdb-wait")
-    out = gdb_batch(elf, emu.port, "monitor break-on wake", "continue", "bt 1", "monitor harts", "detach")
+def test_break_on_wake_stops_hart1_at_the_wake(refguest_elf):
+    emu = Emu(refguest_elf, "--gdb-wait")
+    out = gdb_batch(refguest_elf, emu.port, "monitor break-on wake", "continue", "bt 1", "monitor harts", "detach")
     emu.type(b"poweroff\n")
     code, _ = emu.finish()
     assert "will stop on wake" in out
@@ -106,10 +94,10 @@ def test_break_on_wake_stops_hart1_at_the_wake(elf):
     assert code == 0
 
 
-def test_ctrl_c_stops_and_detach_lets_the_guest_run_on(elf):
-    emu = Emu(elf)
+def test_ctrl_c_stops_and_detach_lets_the_guest_run_on(refguest_elf):
+    emu = Emu(refguest_elf)
     gdb = pexpect.spawn(GDB, ["-q", "-nx", "-ex", "set architecture riscv:rv64", "-ex", "set confirm off",
-                              "-ex", f"target remote 127.0.0.1:{emu.port}", str(elf)], timeout=30)
+                              "-ex", f"target remote 127.0.0.1:{emu.port}", str(refguest_elf)], timeout=30)
     try:
         gdb.expect(r"\(gdb\) ")
         gdb.sendline("continue")
@@ -146,8 +134,8 @@ def _exchange(s: socket.socket, raw: bytes) -> list[tuple[str, bytes]]:
     return got
 
 
-def test_bad_packets_unknown_packets_unmapped_memory_and_a_second_client(elf):
-    emu = Emu(elf, "--gdb-wait")
+def test_bad_packets_unknown_packets_unmapped_memory_and_a_second_client(refguest_elf):
+    emu = Emu(refguest_elf, "--gdb-wait")
     s = _client(emu.port)
     try:
         assert ("nak", b"") in _exchange(s, b"$g#00")  # bad checksum

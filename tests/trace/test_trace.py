@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,17 +13,6 @@ from tests.conftest import ROOT, emu_cmd
 STAGES = ["submit", "pickup", "execute", "complete", "wake", "resume"]
 BENCH_SYSCALL = 172  # getpid: the reference guest's bench loop makes N of them
 SCRIPT = b"bench 100\npoweroff\n"
-
-
-@pytest.fixture(scope="module")
-def refguest_elf(tmp_path_factory) -> Path:
-    if shutil.which("riscv64-unknown-elf-gcc") is None:
-        pytest.skip("riscv64-unknown-elf-gcc missing: scripts/setup.sh installs it")
-    out = tmp_path_factory.mktemp("refguest")
-    res = subprocess.run(["make", "-C", str(ROOT / "images" / "refguest"), f"OUT={out}"],
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return out / "refguest.elf"
 
 
 def traced(elf: Path, mode: str, path: Path, *extra: str) -> dict:
