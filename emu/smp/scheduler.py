@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from emu.cpu.riscv import csr
 from emu.smp.clock import BYTES_PER_TICK, VirtualClock
 from emu.smp.hart import NO_DEADLINE, Hart, HsmState
 
@@ -21,9 +20,13 @@ RDTIME_SKIP_MAX = 1000  # ticks (100 us) skipped per read at most
 
 
 class Cpu(Protocol):
-    """The arch adapter as the scheduler sees it."""
+    """The arch adapter as the scheduler sees it (arch-neutral: interrupt lines are the
+    adapter's own bit masks for "timer", "software/IPI" and "external")."""
 
     current: Hart | None
+    IRQ_TIMER: int
+    IRQ_SOFT: int
+    IRQ_EXTERNAL: int
 
     def switch_in(self, hart: Hart) -> None: ...
 
@@ -108,10 +111,10 @@ class Scheduler:
         now = self.now(hart)
         if deadline <= now:
             hart.stip = True
-            self.cpu.update_mip(csr.MIP_STIP, 0)
+            self.cpu.update_mip(self.cpu.IRQ_TIMER, 0)
             return
         hart.stip = False
-        self.cpu.update_mip(0, csr.MIP_STIP)
+        self.cpu.update_mip(0, self.cpu.IRQ_TIMER)
         # End this slice at the deadline so the interrupt is not late.
         until = deadline * BYTES_PER_TICK - self.local_bytes(hart)
         b = self.cpu.budget  # type: ignore[attr-defined]
@@ -130,11 +133,11 @@ class Scheduler:
                 continue
             pending = h.parked_mip
             if h.stip:
-                pending |= csr.MIP_STIP
+                pending |= self.cpu.IRQ_TIMER
             if h.seip:
-                pending |= csr.MIP_SEIP
+                pending |= self.cpu.IRQ_EXTERNAL
             if h.ssip_pending:
-                pending |= csr.MIP_SSIP
+                pending |= self.cpu.IRQ_SOFT
             if pending & h.wake_mask:
                 h.parked = False
                 h.state = HsmState.STARTED
@@ -204,7 +207,7 @@ class Scheduler:
             if target.id > source.id and target.state == HsmState.STARTED:
                 target.round_bytes = max(target.round_bytes, offset)
             return
-        if not target.wake_mask & csr.MIP_SSIP:
+        if not target.wake_mask & self.cpu.IRQ_SOFT:
             return
         target.parked = False
         target.state = HsmState.STARTED
@@ -240,7 +243,7 @@ class Scheduler:
                 self.slice_budget = cpu.budget.budget  # type: ignore[attr-defined]  # nothing in flight
                 if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
                     hart.stip = True
-                    cpu.update_mip(csr.MIP_STIP, 0)
+                    cpu.update_mip(cpu.IRQ_TIMER, 0)
                 if reason in ("budget", "yield"):
                     continue
                 if reason == "wfi":
@@ -262,7 +265,7 @@ class Scheduler:
                     break
                 if reason == "suspend":
                     _mip, mie = cpu.wfi_state()
-                    hart.wake_mask = mie or csr.S_INTERRUPTS
+                    hart.wake_mask = mie or (self.cpu.IRQ_TIMER | self.cpu.IRQ_SOFT | self.cpu.IRQ_EXTERNAL)
                     hart.parked_mip = 0
                     self.parks += 1
                 break  # stop, cut, exit, fault

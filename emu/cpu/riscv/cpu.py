@@ -75,6 +75,10 @@ class CpuHost(Protocol):
 class RiscvCpu:
     """One Unicorn instance, its RAM, MMIO regions and the harts' contexts."""
 
+    IRQ_TIMER = csr.MIP_STIP  # the interrupt lines the scheduler raises, as mip bits
+    IRQ_SOFT = csr.MIP_SSIP
+    IRQ_EXTERNAL = csr.MIP_SEIP
+
     def __init__(self, board: BoardSpec, host: CpuHost) -> None:
         self.board = board
         self.host = host
