@@ -83,3 +83,31 @@ def test_timeout_bounds_a_run(uboot):
     res = run_emu("--kernel", str(uboot), "--timeout", "1")  # stdin at EOF: U-Boot polls its console forever
     assert res.returncode == 124
     assert b"timeout" in res.stderr
+
+
+def test_gdb_port_in_use_is_bad_input(uboot):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        res = run_emu("--kernel", str(uboot), "--gdb", f"127.0.0.1:{port}")
+    assert_bad_input(res, "cannot listen")
+
+
+def test_hang_report_names_harts_pcs_and_symbols(tmp_path):
+    """A guest that parks every hart with nothing to wake it: distinct exit code and a report."""
+    import shutil
+
+    from tests.guest import build
+
+    if shutil.which("riscv64-unknown-elf-as") is None:
+        pytest.skip("riscv64 binutils missing")
+    elf = build("main:\n    csrw sie, zero\n    .globl idle_forever\nidle_forever:\n    wfi\n    j idle_forever\n", tmp_path)
+    res = run_emu("--smp", "2", "-m", "64M", "--kernel", str(elf), "--timeout", "60")
+    err = res.stderr.decode()
+    assert res.returncode == 121, err
+    assert "guest hang" in err and "hart 0: parked (wfi)" in err and "<idle_forever" in err
+    assert "hart 1: stopped" in err
+    assert "Traceback" not in err

@@ -171,3 +171,17 @@ main:
 1:  j 1b
 """, tmp_path)
     assert run(elf).result.exit_code == 42
+
+
+def test_a_hart_waiting_for_nothing_is_reported_as_a_hang(tmp_path):
+    elf = build("""
+main:
+    csrw sie, zero          # nothing can wake it: no timer, no IPI, no device
+1:  wfi
+    j 1b
+""", tmp_path)
+    from emu.errors import EXIT_GUEST_HANG
+
+    r = run(elf, harts=2)
+    assert r.result.exit_code == EXIT_GUEST_HANG
+    assert r.result.reason == "hang"
