@@ -27,6 +27,11 @@ class Console:
         self._escape = False
         self._saved_tty: list | None = None
 
+    @property
+    def interactive(self) -> bool:
+        """Input comes from a terminal (a person, or pexpect's pty) that is still open."""
+        return not self.eof and self.in_fd is not None and os.isatty(self.in_fd)
+
     def __enter__(self) -> "Console":
         if self.in_fd is not None and os.isatty(self.in_fd):
             self._saved_tty = termios.tcgetattr(self.in_fd)

@@ -323,6 +323,23 @@ class Machine:
         """Queue bytes for the UART as if typed (one byte per round once the guest drives it)."""
         self.pending_input += data
 
+    def idle_wait(self, ticks: int) -> int:
+        """Every hart waits for a timer `ticks` away: how many ticks may the clock skip?
+
+        All of them, at once, unless the console is an interactive terminal: then wait in
+        real time (at most 0.2 s per call, returning early on a key press) and let the
+        clock advance by what passed.  Runs from pipes and files stay instant and
+        deterministic; an idle shell on a terminal does not burn a host CPU.
+        """
+        if not self.console.interactive or self.opts.realtime:
+            return ticks
+        wait = min(ticks / TIMEBASE_HZ, 0.2)
+        start = time.monotonic()
+        self.pending_input += self.console.read_input(wait)
+        if self.console.quit_requested:
+            self.request_exit(0, "quit (Ctrl-A x)")
+        return min(ticks, int((time.monotonic() - start) * TIMEBASE_HZ))
+
     def input_possible(self) -> bool:
         """Can anything from outside still wake a waiting guest (console, a network)?"""
         has_network = self.opts.net is not None and not self.opts.net.startswith("none")

@@ -52,6 +52,8 @@ class MachineLoop(Protocol):
 
     def report_hang(self) -> None: ...
 
+    def idle_wait(self, ticks: int) -> int: ...
+
     @property
     def halted(self) -> bool: ...
 
@@ -160,7 +162,9 @@ class Scheduler:
             if not runnable:
                 deadline = min((h.deadline for h in waiting), default=NO_DEADLINE)
                 if deadline != NO_DEADLINE:
-                    self.clock.skip_to(deadline)
+                    # On a terminal, idle time passes in real time (as on QEMU: no host CPU
+                    # burnt while a shell waits for a key); otherwise jump to the deadline.
+                    self.clock.skip_to(min(deadline, self.clock.ticks + machine.idle_wait(deadline - self.clock.ticks)))
                     continue
                 if machine.input_possible():
                     machine.poll(True)
