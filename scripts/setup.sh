@@ -9,6 +9,7 @@ APT_PACKAGES=(
   u-boot-qemu                                                 # Debian's U-Boot as a guest
   gdb-multiarch                                               # tests/debug drive the real GDB
   libslirp0                                                   # --net user (QEMU's user-mode network)
+  iproute2                                                    # the TAP test makes its own network namespace
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross bc flex bison cpio  # images/linux
 )
 SUDO=""
