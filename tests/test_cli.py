@@ -111,3 +111,17 @@ def test_hang_report_names_harts_pcs_and_symbols(tmp_path):
     assert "guest hang" in err and "hart 0: parked (wfi)" in err and "<idle_forever" in err
     assert "hart 1: stopped" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_a_x_quits_like_qemu(refguest_elf):
+    import pexpect
+
+    cmd = emu_cmd("run", "--smp", "2", "--kernel", str(refguest_elf), "--timeout", "60")
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=30)
+    try:
+        child.expect("ref> ")
+        child.send("\x01x")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
