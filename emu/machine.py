@@ -108,7 +108,7 @@ class Machine:
                 continue
             device = self.virtio.get(region.name) or self._make_device(region.kind)
             if device is not None:
-                self.cpu.map_device(region.base, region.size, _Counted(device, region.name, self.mmio_counts))
+                self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
         self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
         for hart in self.harts:
             hart.ctx = self.cpu.new_context(hart.id)
@@ -518,26 +518,6 @@ class _Empty:
 
     def write(self, offset: int, size: int, value: int) -> None:
         pass
-
-
-class _Counted:
-    """Wraps a device to count MMIO accesses per region (benchmark figures)."""
-
-    __slots__ = ("dev", "name", "counts", "read", "write")
-
-    def __init__(self, dev: object, name: str, counts: dict[str, int]) -> None:
-        self.dev, self.name, self.counts = dev, name, counts
-        counts[name] = 0
-
-        def read(offset: int, size: int) -> int:
-            counts[name] += 1
-            return dev.read(offset, size)  # type: ignore[attr-defined]
-
-        def write(offset: int, size: int, value: int) -> None:
-            counts[name] += 1
-            dev.write(offset, size, value)  # type: ignore[attr-defined]
-
-        self.read, self.write = read, write
 
 
 def _fmt_event(e: tuple) -> str:

@@ -54,7 +54,7 @@ class Tracer:
             for point in self.points:
                 for addr in point.addresses:
                     if point.watch:
-                        self.cpu.add_write_watch(addr, point.size, self._watch_cb(point))
+                        self.cpu.add_mem_watch(addr, point.size, 2, self._watch_cb(point))
                     else:
                         self.cpu.add_code_hook(addr, self._stage_cb(point))
 

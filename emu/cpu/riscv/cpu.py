@@ -142,14 +142,17 @@ class RiscvCpu:
             raise UcError(err)
         self._native_lib = lib  # keep the library (and so the callback) alive
 
-    def map_device(self, base: int, size: int, device: Device) -> None:
-        """Put a device model on the bus."""
+    def map_device(self, base: int, size: int, device: Device, counts: dict[str, int], name: str) -> None:
+        """Put a device model on the bus; `counts[name]` counts its accesses (benchmark figures)."""
         read, write = device.read, device.write
+        counts[name] = 0
 
         def on_read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
+            counts[name] += 1
             return read(offset, size)
 
         def on_write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
+            counts[name] += 1
             write(offset, size, value)
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
@@ -235,7 +238,10 @@ class RiscvCpu:
         return handle
 
     def add_mem_watch(self, addr: int, size: int, kind: int, fn: "Callable[[int, int, int], None]") -> int:
-        """GDB watchpoint kinds: 2 write, 3 read, 4 access."""
+        """Call fn(address, size, value) on a guest access to [addr, addr + size).
+
+        Kinds as GDB numbers them: 2 write, 3 read, 4 access.
+        """
         htype = {2: unicorn.UC_HOOK_MEM_WRITE, 3: unicorn.UC_HOOK_MEM_READ,
                  4: unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE}[kind]
 
@@ -288,13 +294,6 @@ class RiscvCpu:
         self.set_priv(csr.PRV_M)
         self.wreg(reg, value)
         self.set_priv(priv)
-
-    def add_write_watch(self, addr: int, size: int, fn: "Callable[[int, int, int], None]") -> int:
-        """Call fn(address, size, value) on a guest store into [addr, addr + size)."""
-        def on_write(_uc: Uc, _access: int, address: int, wsize: int, value: int, _ud: object) -> None:
-            fn(address, wsize, value)
-
-        return self.uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_write, begin=addr, end=addr + size - 1)
 
     def remove_hook(self, handle: int) -> None:
         self.uc.hook_del(handle)
