@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything emu, its guests and its tests need on a fresh Debian 12 machine
-# (as root, or with sudo available): Debian's cross toolchains and U-Boot, then emu itself.
+# (as root, or with sudo available): Debian's cross toolchains and U-Boot, then emu itself in a
+# project virtual environment, .venv/ (PEP 668: Debian's own Python refuses `pip install` outside
+# one, and --break-system-packages is never the answer).
+#
+# Whatever `python3` is first in PATH (Debian's, pyenv's, conda's) makes the venv, unless PYTHON
+# names another interpreter. The venv is reused while it is up to date: a stamp holds the hash of
+# everything that decides its contents (pyproject.toml, the interpreter), so a second run is a
+# no-op in well under a second. Afterwards: `.venv/bin/emu ...`, or `. .venv/bin/activate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,14 +19,48 @@ APT_PACKAGES=(
   iproute2                                                    # the TAP test makes its own network namespace
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross bc flex bison cpio  # images/linux
 )
+PY=${PYTHON:-python3}
+VENV=.venv
+
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq "$@" >/dev/null
+}
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+command -v "$PY" >/dev/null || { echo "setup.sh: no '$PY' in PATH (set PYTHON=...)" >&2; exit 2; }
+pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "setup.sh: emu needs Python >= 3.11, $PY is $pyver" >&2; exit 2; }
+
+# Debian splits venv/ensurepip out of its Python: bring it in when the interpreter lacks it.
+if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  case "$(command -v "$PY")" in
+    /usr/bin/*) apt_install "python$pyver-venv" python3-venv ;;
+    *) echo "setup.sh: $PY has no venv/ensurepip module; install it or set PYTHON=..." >&2; exit 2 ;;
+  esac
 fi
-python3 -m pip install -q -e '.[test]'
+
+interp=$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')
+want="$interp $(sha256sum pyproject.toml | cut -c1-16)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.emu-stamp" 2>/dev/null)" = "$want" ] \
+   && "$VENV/bin/python" -c 'import emu, pytest' >/dev/null 2>&1; then
+  exit 0                                                      # up to date
+fi
+# A venv made by another interpreter (or half made) is rebuilt from scratch.
+if [ -d "$VENV" ] && [ "$(cut -d' ' -f1,2 "$VENV/.emu-stamp" 2>/dev/null)" != "$interp" ]; then
+  rm -rf "$VENV"
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+"$VENV/bin/python" -m pip install -q -e '.[test]'
+echo "$want" > "$VENV/.emu-stamp"
+echo "setup.sh: emu is installed in $VENV/ (run .venv/bin/emu, or '. .venv/bin/activate' to put emu on PATH)"
