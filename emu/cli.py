@@ -46,6 +46,8 @@ def main() -> None:
 @click.option("--append", "-append", "append", type=str, default=None, help="Kernel command line (bootargs).")
 @click.option("--timeout", type=float, default=None, help="Stop after this many host seconds (exit 124).")
 @click.option("--quantum", type=int, default=20_000, help="Instructions per hart per scheduling round.")
+@click.option("--mips", type=int, default=1000, show_default=True,
+              help="Speed of the virtual CPU: instructions per virtual microsecond.")
 @click.option("--realtime", is_flag=True, help="Never let the virtual clock run ahead of the host clock.")
 @click.option("--linux", is_flag=True, help="zCore Linux-mode defaults (bootargs LOG=warn unless --append).")
 @click.option("--stats", is_flag=True, help="Print run statistics as JSON on stderr at exit.")
@@ -68,7 +70,7 @@ def main() -> None:
 @click.option("-bios", "bios", default="default", hidden=True)
 @click.option("-serial", "serial", default="mon:stdio", hidden=True)
 def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
-        timeout: float | None, quantum: int, realtime: bool, linux: bool, stats: bool,
+        timeout: float | None, quantum: int, mips: int, realtime: bool, linux: bool, stats: bool,
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
         virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
@@ -81,6 +83,8 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
     if quantum < 100:
         raise EmuError(f"--quantum {quantum}: must be at least 100 instructions")
+    if not 10 <= mips <= 100_000:
+        raise EmuError(f"--mips {mips}: must be between 10 and 100000")
     if timeout is not None and timeout <= 0:
         raise EmuError(f"--timeout {timeout:g}: must be positive")
     if machine.split(",")[0] != "virt":
@@ -101,7 +105,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
             initrd_data = Path(initrd).read_bytes()
         except OSError as err:
             raise EmuError(f"cannot read initrd {initrd}: {err.strerror}") from None
-    opts = MachineOptions(quantum=quantum, timeout=timeout, realtime=realtime,
+    opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
                           stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
                           trace=trace, trace_events=trace_events, trace_profile=trace_profile,
                           gdb=gdb, gdb_wait=gdb_wait, drives=list(drives), net=net,

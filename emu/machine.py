@@ -29,7 +29,7 @@ from emu.devices.virtio_mmio import VirtioMmioEmpty
 from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT, EmuError
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
-from emu.smp.clock import BYTES_PER_INSN, VirtualClock
+from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
 from loader.image import KernelImage
@@ -45,13 +45,16 @@ from loader.initrd import plan_layout
 REALTIME_SLACK = 0.05  # s the virtual clock may lag the host before --realtime re-bases
 UART_FIFO = 1  # bytes moved into the UART per round: a serial line, not a paste buffer
 FAULT_LOOP_LIMIT = 1000  # identical faults in a row
+PAGE_SIZE = 4096
+FENCE_PAGES_MAX = 32  # a remote sfence.vma over more pages than this flushes the whole TLB
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
 
 
 @dataclass
 class MachineOptions:
-    quantum: int = 20_000  # instructions per hart per round (200 us of virtual time)
+    quantum: int = 20_000  # instructions per hart per round (20 us of virtual time at 1000 MIPS)
+    mips: int = DEFAULT_MIPS  # instructions per virtual microsecond (the virtual CPU's speed)
     timeout: float | None = None  # host seconds
     realtime: bool = False
     stdin: BinaryIO | int | None = None
@@ -85,7 +88,7 @@ class Machine:
         self.exit_reason = ""
         self.events: deque[tuple] = deque(maxlen=16)
         self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture)
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(self.opts.mips)
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None
         self.pending_input = bytearray()  # typed but not yet in the UART FIFO
@@ -96,6 +99,7 @@ class Machine:
         self.dma = GuestMemory(ram.base, ram.size, lambda a, n: bytes(self.cpu.uc.mem_read(a, n)),
                                self.cpu.uc.mem_write)
         self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
+        self.cpu.attach_clock(self.clock.native)
         self.sbi = Sbi(self)
         self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
         self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
@@ -122,6 +126,7 @@ class Machine:
         self.paused = False
         if self.opts.trace or self.opts.gdb:
             self._start_tracing()
+        self.cpu.native_traps(self.tracer is None)
         if self.opts.gdb:
             from emu.debug.stub import GdbStub
 
@@ -228,15 +233,20 @@ class Machine:
         return RunResult(code, self.exit_reason, stats)
 
     def stats(self) -> dict[str, object]:
-        per_hart = {h.id: dict(h.stats) for h in self.harts}
+        per_hart = {h.id: {**h.stats, "rdtime": h.time_poll.reads} for h in self.harts}
         return {
             "vtime_s": self.clock.seconds(),
+            "mips": self.clock.mips,
             "code_bytes": self.scheduler.executed_bytes,
             "instructions_est": self.scheduler.executed_bytes // BYTES_PER_INSN,
             "rounds": self.scheduler.rounds,
             "switches": self.scheduler.switches,
             "wfi_parks": self.scheduler.parks,
+            "spin_yields": self.scheduler.spin_yields,
+            "spin_skipped_instructions": self.scheduler.spin_skipped_bytes // BYTES_PER_INSN,
             "idle_skipped_ticks": self.clock.idle_skipped,
+            "rdtime_skipped_ticks": self.clock.native.skipped_bytes // self.clock.bytes_per_tick,
+            "native_traps": {f"trap{c}": n for c, n in self.cpu.engine.native_counts().items()},
             "sbi": dict(self.sbi.calls),
             "mmio": dict(self.mmio_counts),
             "harts": per_hart,
@@ -383,9 +393,6 @@ class Machine:
             self.tracer.on_sbi(hart, a7, self.cpu.xreg(16))
         self.sbi.call(hart)
 
-    def rdtime(self, hart: Hart, pc: int) -> int:
-        return self.scheduler.rdtime(hart, pc)
-
     def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None:
         hart.count(f"trap{cause}")
         if self.tracer:
@@ -440,16 +447,30 @@ class Machine:
     def clear_ipi(self, hart: Hart) -> None:
         self.cpu.update_mip(0, csr.MIP_SSIP)
 
-    def remote_fence(self, source: Hart, targets: list[Hart], kind: str) -> None:
+    def remote_fence(self, source: Hart, targets: list[Hart], kind: str, start: int = 0, size: int = -1) -> None:
+        """Remote fences: each hart keeps its own TLB (patches/unicorn), so a remote
+        sfence.vma flushes exactly the pages named, in exactly the harts named: the caller's
+        at once, the others' at their next switch-in."""
         if kind == "fence.i":
-            return  # one shared translation cache: nothing to do
+            return  # one shared translation cache that tracks writes to code: nothing to do
+        pages = None
+        if not (start == 0 and size == 0) and 0 <= size <= FENCE_PAGES_MAX * PAGE_SIZE:
+            first = start & ~(PAGE_SIZE - 1)
+            pages = range(first, start + max(size, 1), PAGE_SIZE)
         for t in targets:
-            t.flush_tlb = True
+            if pages is None or t.flush_tlb or len(t.flush_pages) + len(pages) > FENCE_PAGES_MAX:
+                t.flush_tlb = True
+                t.flush_pages.clear()
+            else:
+                t.flush_pages.extend(pages)
         if source in targets:
-            # Flushing Unicorn's TLB from inside a hook costs ~0.3 ms (measured on Linux's
-            # 3,000 fences at boot: 0.9 s); ending the slice here and flushing between
-            # slices costs microseconds.  The caller resumes after its ecall as usual.
-            self.cpu.stop("yield")
+            if source.flush_tlb:
+                # A whole-TLB flush from inside a hook is slow (the TLB may have grown to
+                # megabytes); ending the slice and flushing between slices costs microseconds.
+                self.cpu.stop("yield")
+            else:
+                self.cpu.flush_pages(source.flush_pages)
+                source.flush_pages.clear()
 
     def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None:
         self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))

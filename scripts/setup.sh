@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   make binutils-riscv64-unknown-elf gcc-riscv64-unknown-elf   # tests/cpu guests, the reference guest
+  cmake patch                                                 # the patched Unicorn (patches/unicorn)
   u-boot-qemu                                                 # Debian's U-Boot as a guest
   gdb-multiarch                                               # tests/debug drive the real GDB
   libslirp0                                                   # --net user (QEMU's user-mode network)
@@ -49,8 +50,13 @@ if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   esac
 fi
 
+# Unicorn, patched (patches/unicorn/README.md): built from its PyPI sdist at the pinned version,
+# once per patch content; the wheel is kept in build/ and reused.
+UNICORN_VERSION=2.1.4
+patch_id="emu-$(cat patches/unicorn/*.patch | sha256sum | cut -c1-12)"
+wheel_dir="build/unicorn-$patch_id"
 interp=$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')
-want="$interp $(sha256sum pyproject.toml | cut -c1-16)"
+want="$interp $(sha256sum pyproject.toml | cut -c1-16) $patch_id"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.emu-stamp" 2>/dev/null)" = "$want" ] \
    && "$VENV/bin/python" -c 'import emu, pytest' >/dev/null 2>&1; then
   exit 0                                                      # up to date
@@ -62,5 +68,18 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q -e '.[test]'
+if ! ls "$wheel_dir"/unicorn-*.whl >/dev/null 2>&1; then
+  src=$(mktemp -d)
+  trap 'rm -rf "$src"' EXIT
+  "$VENV/bin/python" -m pip download -q --no-binary :all: --no-deps "unicorn==$UNICORN_VERSION" -d "$src"
+  tar xzf "$src/unicorn-$UNICORN_VERSION.tar.gz" -C "$src"
+  (cd "$src/unicorn-$UNICORN_VERSION" && patch -s -p2 < "$OLDPWD/patches/unicorn/emu.patch")
+  sed -i "s/#define EMU_PATCH_ID \"emu-patch\"/#define EMU_PATCH_ID \"$patch_id\"/" "$src/unicorn-$UNICORN_VERSION/src/uc.c"
+  echo "setup.sh: building Unicorn $UNICORN_VERSION with emu's patch ($patch_id), about a minute" >&2
+  mkdir -p "$wheel_dir"
+  UNICORN_ARCH=riscv THREADS="$(nproc)" "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheel_dir" "$src/unicorn-$UNICORN_VERSION"
+fi
+"$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$wheel_dir"/unicorn-*.whl
+"$VENV/bin/python" -c "from emu.cpu.engine import require_patched; require_patched('$patch_id')"
 echo "$want" > "$VENV/.emu-stamp"
 echo "setup.sh: emu is installed in $VENV/ (run .venv/bin/emu, or '. .venv/bin/activate' to put emu on PATH)"

@@ -61,7 +61,8 @@ class Firmware(Protocol):
 
     def clear_ipi(self, hart: Hart) -> None: ...
 
-    def remote_fence(self, source: Hart, targets: list[Hart], kind: str) -> None: ...
+    def remote_fence(self, source: Hart, targets: list[Hart], kind: str,
+                     start: int = 0, size: int = -1) -> None: ...
 
     def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None: ...
 
@@ -147,7 +148,10 @@ class Sbi:
             if eid == 4:
                 self.fw.send_ipi(hart, targets)
             else:
-                self.fw.remote_fence(hart, targets, "fence.i" if eid == 5 else "sfence.vma")
+                if eid == 5:
+                    self.fw.remote_fence(hart, targets, "fence.i")
+                else:
+                    self.fw.remote_fence(hart, targets, "sfence.vma", a[1], a[2])
             return 0
         self.fw.system_reset(0, 0)  # eid 8: shutdown
         return None
@@ -188,7 +192,8 @@ class Sbi:
         targets = self._mask_harts(a[0], a[1])
         if targets is None:
             return SBI_ERR_INVALID_PARAM, 0
-        self.fw.remote_fence(hart, targets, "fence.i" if fid == 0 else "sfence.vma")
+        # start_addr, size: (0, 0) and size -1 mean the whole address space (SBI spec)
+        self.fw.remote_fence(hart, targets, "fence.i" if fid == 0 else "sfence.vma", a[2], a[3])
         return SBI_SUCCESS, 0
 
     def _hsm(self, hart: Hart, fid: int, a: list[int]) -> tuple[int, int] | None:

@@ -5,6 +5,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from emu.cpu.native import SpinStruct
+
 NO_DEADLINE = (1 << 64) - 1
 
 
@@ -28,15 +30,15 @@ class Hart:
     stip: bool = False
     seip: bool = False
     ssip_pending: bool = False  # an IPI to set SSIP at the next switch-in
-    flush_tlb: bool = False
+    flush_tlb: bool = False  # a whole-TLB flush is due at the next switch-in
+    flush_pages: list[int] = field(default_factory=list)  # pages to flush at the next switch-in
     start: tuple[int, int, int] | None = None  # (pc, a0, a1) to enter at the next switch-in
     resume_nonretentive: bool = False
     wake_mask: int = 0  # mie when parked
     parked_mip: int = 0
+    spin_streak: int = 0  # rounds in a row this hart ended polling memory
     round_bytes: int = 0  # code bytes executed (plus skips) in the current round
-    last_rdtime_pc: int = -1
-    last_rdtime_bytes: int = 0
-    rdtime_spin: int = 0
+    time_poll: SpinStruct = field(default_factory=SpinStruct)  # native rdtime's polling state
     last_fault: tuple[int, int, int] = (-1, -1, -1)
     fault_repeats: int = 0
     stats: dict[str, int] = field(default_factory=dict)

@@ -9,14 +9,14 @@ deadline (idle skip), or the machine waits for input, or reports a hang.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Callable, Protocol
 
-from emu.smp.clock import BYTES_PER_TICK, VirtualClock
+from emu.smp.clock import BYTES_PER_INSN, VirtualClock
 from emu.smp.hart import NO_DEADLINE, Hart, HsmState
 
-RDTIME_SPIN_THRESHOLD = 16  # reads from one pc, close together, before time is skipped
-RDTIME_SPIN_GAP = 600  # bytes between two reads that still count as a polling loop
-RDTIME_SKIP_MAX = 1000  # ticks (100 us) skipped per read at most
+
+SPIN_SLICE_BYTES = 500 * BYTES_PER_INSN  # what others run before a polling hart looks again
 
 
 class Cpu(Protocol):
@@ -39,6 +39,8 @@ class Cpu(Protocol):
     def update_mip(self, set_bits: int, clear_bits: int) -> None: ...
 
     def interrupts_enabled(self) -> bool: ...
+
+    def activity(self) -> int: ...
 
 
 class MachineLoop(Protocol):
@@ -74,7 +76,10 @@ class Scheduler:
         self.on_hart_state: Callable[[Hart, str], None] | None = None  # tracing: park/unpark
         self.after_switch_in: Callable[[Hart], None] | None = None
         self.executed_bytes = 0  # code bytes run (time skipped by rdtime polling excluded)
-        self.skipped_bytes = 0
+        self._turn_activity = 0
+        self.spin_yields = 0  # slices ended because the hart was polling memory
+        self.spin_skipped_bytes = 0  # round time charged to pollers without running them
+        clock.native.budget = ctypes.pointer(cpu.budget)  # type: ignore[attr-defined]
 
     # -- time ------------------------------------------------------------------
     def local_bytes(self, hart: Hart) -> int:
@@ -87,27 +92,6 @@ class Scheduler:
         """Ticks as `hart` reads them (time CSR, mtime)."""
         return self.clock.read(self.local_bytes(hart))
 
-    def rdtime(self, hart: Hart, pc: int) -> int:
-        """A time read; a hart polling the time CSR in a tight loop skips time forward.
-
-        U-Boot's `sleep 1` or Linux's udelay read time in a loop of a few
-        instructions: without the skip each virtual second would cost ~10 M traps.
-        The skip is charged to the hart's budget, so it is deterministic.
-        """
-        local = self.local_bytes(hart)
-        if pc == hart.last_rdtime_pc and local - hart.last_rdtime_bytes < RDTIME_SPIN_GAP:
-            hart.rdtime_spin += 1
-            if hart.rdtime_spin > RDTIME_SPIN_THRESHOLD:
-                skip = min(1 << min(hart.rdtime_spin - RDTIME_SPIN_THRESHOLD, 20), RDTIME_SKIP_MAX)
-                self.cpu.budget.budget -= skip * BYTES_PER_TICK  # type: ignore[attr-defined]
-                self.skipped_bytes += skip * BYTES_PER_TICK
-                local += skip * BYTES_PER_TICK
-        else:
-            hart.rdtime_spin = 0
-        hart.last_rdtime_pc = pc
-        hart.last_rdtime_bytes = local
-        return self.clock.read(local)
-
     def set_timer(self, hart: Hart, deadline: int) -> None:
         hart.deadline = deadline
         now = self.now(hart)
@@ -118,7 +102,7 @@ class Scheduler:
         hart.stip = False
         self.cpu.update_mip(0, self.cpu.IRQ_TIMER)
         # End this slice at the deadline so the interrupt is not late.
-        until = deadline * BYTES_PER_TICK - self.local_bytes(hart)
+        until = deadline * self.clock.bytes_per_tick - self.local_bytes(hart)
         b = self.cpu.budget  # type: ignore[attr-defined]
         if 0 < until < b.budget:
             b.budget = until
@@ -175,7 +159,7 @@ class Scheduler:
             start = self.clock.round_start
             for h in waiting:
                 if h.deadline != NO_DEADLINE and not h.stip:
-                    length = min(length, max(BYTES_PER_TICK, h.deadline * BYTES_PER_TICK - start))
+                    length = min(length, max(self.clock.bytes_per_tick, h.deadline * self.clock.bytes_per_tick - start))
             self.round_length = length
             ran = 0
             for h in self.harts:  # hart-id order; a hart woken mid-round by a later id runs next round
@@ -188,11 +172,11 @@ class Scheduler:
                 if machine.exit_code is not None:
                     return
                 if machine.halted:  # a debugger stop: the other harts wait at their boundaries
-                    self.round_length = max(BYTES_PER_TICK, h.round_bytes)
+                    self.round_length = max(self.clock.bytes_per_tick, h.round_bytes)
                     break
             # Time advances to where the last hart stopped: a round whose harts all parked
             # early is not charged its full length.
-            self.clock.round_start = start + max(BYTES_PER_TICK, min(ran, self.round_length))
+            self.clock.round_start = start + max(self.clock.bytes_per_tick, min(ran, self.round_length))
             for h in self.harts:
                 h.round_bytes = 0
             self.rounds += 1
@@ -217,15 +201,48 @@ class Scheduler:
         target.state = HsmState.STARTED
         target.round_bytes = max(target.round_bytes, offset)
         if target.id < source.id:
-            cut = max(target.round_bytes, BYTES_PER_TICK)
+            cut = max(target.round_bytes, self.clock.bytes_per_tick)
             if cut < self.round_length:
                 self.round_length = cut
                 self.cpu.stop("cut")  # type: ignore[attr-defined]
         if self.on_hart_state:
             self.on_hart_state(target, "unpark")
 
+    def _spin_yield(self, hart: Hart) -> None:
+        """`hart` polls memory in a loop that cannot change anything (native detection).
+
+        If every other hart has had its turn in this round, nothing can change memory
+        before the round ends (devices act between rounds, timer deadlines cut rounds),
+        so the loop would spin to the end: charge the rest of the round without running
+        it, exactly.  Otherwise cut the round here: the harts still to run catch up to
+        this point, and the next round starts with this hart polling again, so a store
+        by another hart is seen within about one detection (SPIN_LIMIT loop iterations)
+        of the poller's time.  Either way the spinner costs the host next to nothing.
+        """
+        self.spin_yields += 1
+        hart.count("spin_yields")
+        later = [h for h in self.harts if h.id > hart.id and h.state == HsmState.STARTED
+                 and not h.parked and h.round_bytes < self.round_length]
+        if not later:
+            self.spin_skipped_bytes += self.round_length - hart.round_bytes
+            hart.round_bytes = self.round_length
+            return
+        # The harts still to run get at least SPIN_SLICE instructions, doubling while this
+        # hart keeps finding nothing (a long wait costs a few rounds, not thousands).
+        if self.cpu.activity() != self._turn_activity:
+            hart.spin_streak = 0  # it took traps this turn (e.g. system calls): not a long wait
+        hart.spin_streak += 1
+        floor = min(self.quantum, SPIN_SLICE_BYTES << min(hart.spin_streak - 1, 20))
+        ahead = max((h.round_bytes for h in self.harts if h.id < hart.id), default=0)
+        cut = max(hart.round_bytes, ahead, floor)
+        if cut < self.round_length:
+            self.round_length = cut
+
     def _run_hart(self, hart: Hart) -> None:
         cpu = self.cpu
+        clock = self.clock
+        clock.native.spin = ctypes.pointer(hart.time_poll)
+        self._turn_activity = cpu.activity()
         cpu.switch_in(hart)
         self.switches += 1
         if self.after_switch_in:
@@ -234,10 +251,12 @@ class Scheduler:
             while hart.round_bytes < self.round_length:
                 budget = self.round_length - hart.round_bytes
                 if hart.deadline != NO_DEADLINE and not hart.stip:
-                    until = hart.deadline * BYTES_PER_TICK - (self.clock.round_start + hart.round_bytes)
+                    until = hart.deadline * self.clock.bytes_per_tick - (self.clock.round_start + hart.round_bytes)
                     if 0 < until < budget:
                         budget = until
                 self.slice_budget = budget
+                clock.native.hart_base = self.clock.round_start + hart.round_bytes
+                clock.native.slice_budget = budget
                 if hart.flush_tlb:  # a remote sfence.vma that included this hart
                     cpu.flush_tlb()  # type: ignore[attr-defined]
                     hart.flush_tlb = False
@@ -250,6 +269,10 @@ class Scheduler:
                     cpu.update_mip(cpu.IRQ_TIMER, 0)
                 if reason in ("budget", "yield"):
                     continue
+                if reason == "spin":
+                    self._spin_yield(hart)
+                    break
+                hart.spin_streak = 0
                 if reason == "wfi":
                     mip, mie = cpu.wfi_state()
                     if mip & mie:

@@ -28,6 +28,53 @@ class BudgetStruct(ctypes.Structure):
         ("bytes", ctypes.c_uint64),
         ("stopped", ctypes.c_uint64),
         ("stop", ctypes.c_void_p),
+        ("spin_limit", ctypes.c_uint64),
+        ("spinning", ctypes.c_uint64),
+        ("spins", ctypes.c_uint64),
+        ("fresh", ctypes.c_uint64),
+        ("anchor", ctypes.c_uint64),
+        ("steps", ctypes.c_uint64),
+        ("power", ctypes.c_uint64),
+        ("matches", ctypes.c_uint64),
+        ("skip", ctypes.c_uint64),
+        ("backoff", ctypes.c_uint64),
+        ("ring_n", ctypes.c_uint64),
+        ("ring_pos", ctypes.c_uint64),
+        ("reg_read_batch", ctypes.c_void_p),
+        ("trap_counts", ctypes.c_void_p),
+        ("events", ctypes.c_uint64),
+        ("reg_ids", ctypes.c_int32 * 31),
+        ("cur", ctypes.c_uint64 * 31),
+        ("ptrs", ctypes.c_void_p * 31),
+        ("ring", ctypes.c_uint64 * 32),
+    ]
+
+
+class SpinStruct(ctypes.Structure):
+    """Mirror of `struct emu_spin` in budget.c: one hart's time-polling state."""
+
+    _fields_ = [
+        ("last_pc", ctypes.c_uint64),
+        ("last_bytes", ctypes.c_int64),
+        ("count", ctypes.c_int64),
+        ("reads", ctypes.c_uint64),
+    ]
+
+
+class ClockStruct(ctypes.Structure):
+    """Mirror of `struct emu_clock` in budget.c: what the native time CSR reads."""
+
+    _fields_ = [
+        ("hart_base", ctypes.c_int64),
+        ("slice_budget", ctypes.c_int64),
+        ("last_read", ctypes.c_int64),
+        ("bytes_per_tick", ctypes.c_int64),
+        ("skipped_bytes", ctypes.c_int64),
+        ("spin_threshold", ctypes.c_int64),
+        ("spin_gap", ctypes.c_int64),
+        ("skip_max", ctypes.c_int64),
+        ("budget", ctypes.POINTER(BudgetStruct)),
+        ("spin", ctypes.POINTER(SpinStruct)),
     ]
 
 

@@ -49,12 +49,18 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.board import MROM_BASE, BoardSpec
 from emu.cpu import native
+from emu.cpu.engine import Engine
 from emu.cpu.riscv import csr
 from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
 from emu.cpu.riscv.mmu import translate
 from emu.devices import Device
 from emu.smp.hart import Hart
 
+# Entered natively when delegated (medeleg): user ecall, instruction/load/store page faults.
+NATIVE_TRAP_CAUSES = frozenset({csr.CAUSE_USER_ECALL, csr.CAUSE_FETCH_PAGE_FAULT,
+                                csr.CAUSE_LOAD_PAGE_FAULT, csr.CAUSE_STORE_PAGE_FAULT})
+NATIVE_TRAP_LOOP_LIMIT = 1000  # identical native faults in a row, then the hook sees them
+SPIN_LIMIT = 3  # returns to a loop's head with identical registers that make it a poll
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 MASK64 = (1 << 64) - 1
 UC_CTL_TLB_FLUSH_WRITE = (1 << 30) | unicorn.UC_CTL_TLB_FLUSH
@@ -64,8 +70,6 @@ class CpuHost(Protocol):
     """What the adapter asks of the machine around it."""
 
     def sbi_call(self, hart: Hart) -> None: ...
-
-    def rdtime(self, hart: Hart, pc: int) -> int: ...
 
     def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None: ...
 
@@ -115,9 +119,15 @@ class RiscvCpu:
         self.current: Hart | None = None
         self.stop_reason: str | None = None
         self.resume_after_error = False
-        self.loaded_satp = -1
+        self.engine = Engine(self._h)  # the patched engine's extensions (patches/unicorn)
+        self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+        self.budget.reg_read_batch = ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value
+        for i in range(31):
+            self.budget.reg_ids[i] = UC_RISCV_REG_X0 + 1 + i
+        self.budget.trap_counts = self.engine.native_counts_address()
+        self.budget.spin_limit = SPIN_LIMIT
         self._add_native_block_hook()
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
@@ -147,8 +157,11 @@ class RiscvCpu:
         read, write = device.read, device.write
         counts[name] = 0
 
+        budget = self.budget
+
         def on_read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
             counts[name] += 1
+            budget.events += 1
             return read(offset, size)
 
         def on_write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
@@ -213,6 +226,18 @@ class RiscvCpu:
         self.wreg(UC_RISCV_REG_SATP, 0)
         self.set_priv(csr.PRV_S)
         self.template = self.uc.context_save()
+
+    def attach_clock(self, clock: native.ClockStruct) -> None:
+        """Answer the time CSR natively from the virtual clock (no trap, no Python)."""
+        self._clock = clock  # keep it alive: the engine holds its address
+        fn = ctypes.cast(self._native_lib.emu_rdtime, ctypes.c_void_p).value or 0
+        self.engine.set_rdtime(fn, ctypes.addressof(clock))
+
+    def native_traps(self, enabled: bool) -> None:
+        """User ecalls and page faults that the guest delegates to S-mode are entered
+        through its own vector by the engine (QEMU's trap entry) unless something in
+        Python must see them (tracing, a debugger): then every trap comes here."""
+        self.engine.native_traps(NATIVE_TRAP_CAUSES if enabled else frozenset(), NATIVE_TRAP_LOOP_LIMIT)
 
     @staticmethod
     def _csrw(csr_no: int, rs1: int) -> int:
@@ -287,7 +312,7 @@ class RiscvCpu:
         finally:
             if write:
                 self.uc.context_update(hart.ctx)
-            self.loaded_satp = -1  # the TLB now belongs to whoever was loaded: flush at next switch
+                hart.flush_tlb = True  # satp may have changed under its TLB
 
     def mcsr_write(self, reg: int, value: int) -> None:
         priv = self.rreg(UC_RISCV_REG_PRIV)
@@ -343,7 +368,13 @@ class RiscvCpu:
             self.set_priv(priv)
 
     def flush_tlb(self) -> None:
+        """Flush the running hart's whole TLB."""
         self._ctl(self._h, UC_CTL_TLB_FLUSH_WRITE)
+
+    def flush_pages(self, pages: list[int]) -> None:
+        """Flush these virtual pages from the running hart's TLB."""
+        for vaddr in pages:
+            self.engine.tlb_flush_page(vaddr)
 
     # -- guest memory --------------------------------------------------------
     def read_phys(self, paddr: int, size: int) -> bytes | None:
@@ -439,12 +470,18 @@ class RiscvCpu:
             mip |= csr.MIP_SSIP
             hart.ssip_pending = False
         self.wreg(UC_RISCV_REG_MIP, mip)
-        satp = self.rreg(UC_RISCV_REG_SATP)
-        if satp != self.loaded_satp or hart.flush_tlb:
-            self.flush_tlb()
-            self.loaded_satp = satp
-            hart.flush_tlb = False
         self.set_priv(priv)
+        tlb = self._tlb_sets.get(hart.id)
+        if tlb is None:
+            tlb = self._tlb_sets[hart.id] = self.engine.tlb_new()
+        self.engine.tlb_switch(tlb)  # each hart keeps its own TLB: no flush on a switch
+        if hart.flush_tlb:
+            self.flush_tlb()
+            hart.flush_tlb = False
+            hart.flush_pages.clear()
+        elif hart.flush_pages:
+            self.flush_pages(hart.flush_pages)
+            hart.flush_pages.clear()
 
     def switch_out(self, hart: Hart) -> None:
         self.uc.context_update(hart.ctx)
@@ -460,6 +497,8 @@ class RiscvCpu:
         b.stopped = 0
         b.bytes = 0
         b.blocks = 0
+        b.spinning = 0
+        b.fresh = 1
         self.stop_reason = None
         while True:
             self.resume_after_error = False
@@ -474,6 +513,8 @@ class RiscvCpu:
             break
         if self.stop_reason is not None:
             return self.stop_reason
+        if b.spinning:
+            return "spin"
         if b.stopped:
             return "budget"
         priv = self.rreg(UC_RISCV_REG_PRIV)
@@ -487,6 +528,11 @@ class RiscvCpu:
         self.stop_reason = reason
         self.uc.emu_stop()
 
+    def activity(self) -> int:
+        """A counter that moves whenever a hart takes a trap or the host serves it
+        (native traps, SBI calls, MMIO): polling loops do none of these."""
+        return self.budget.events + sum(self.engine._counts)
+
     def interrupts_enabled(self) -> bool:
         """Would a pending S-level interrupt be taken now (U-mode, or S with SIE)?"""
         priv = self.rreg(UC_RISCV_REG_PRIV)
@@ -498,6 +544,7 @@ class RiscvCpu:
 
     # -- traps -------------------------------------------------------------------
     def _on_intr(self, _uc: Uc, intno: int, _ud: object) -> None:
+        self.budget.events += 1  # spin detection: this loop is doing something
         hart = self.current
         assert hart is not None
         pc = self.rreg(UC_RISCV_REG_PC)
@@ -511,15 +558,7 @@ class RiscvCpu:
             self.deliver(hart, csr.CAUSE_USER_ECALL + priv, epc, 0, priv)
             return
         if intno == csr.CAUSE_ILLEGAL_INSTRUCTION:
-            insn = self.fetch_insn(epc, priv)
-            if insn is not None and _is_rdtime(insn):
-                rd = (insn >> 7) & 31
-                hart.count("rdtime")
-                value = self.host.rdtime(hart, epc)
-                if rd:
-                    self.wreg(UC_RISCV_REG_X0 + rd, value)
-                return  # pc already points past the instruction
-            self.deliver(hart, intno, epc, insn or 0, priv)
+            self.deliver(hart, intno, epc, self.fetch_insn(epc, priv) or 0, priv)
             return
         tval = 0
         if intno in csr.ADDRESS_CAUSES:
@@ -580,9 +619,4 @@ class RiscvCpu:
 
     def pc(self) -> int:
         return self.rreg(UC_RISCV_REG_PC)
-
-
-def _is_rdtime(insn: int) -> bool:
-    """csrrs rd, time, x0 / csrrsi rd, time, 0 (what rdtime and `csrr rd, time` assemble to)."""
-    return insn & 0xFFFFF07F in (0xC0102073, 0xC0106073)
 

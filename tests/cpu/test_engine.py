@@ -1,0 +1,167 @@
+"""The patched Unicorn engine (patches/unicorn): it is the one loaded, and what it changes holds.
+
+- per-hart TLB sets with one shared translation cache: code that one hart writes into a
+  page another hart has already executed is what that hart runs after its fence.i;
+- fma(inf, 0, x) raises the invalid flag (RISC-V's rule, missing from Unicorn 2.1.4's softfloat);
+- rdtime is answered natively and user ecalls enter the guest's vector without Python.
+"""
+from __future__ import annotations
+
+import pytest
+
+from emu.cpu.engine import expected_patch_id, loaded_patch_id, require_patched
+from emu.errors import EmuError
+from tests.guest import build, needs_binutils, run
+
+HSM = 0x48534D
+
+
+def test_the_patched_engine_is_loaded() -> None:
+    want = expected_patch_id()
+    assert want is not None and want.startswith("emu-")
+    assert loaded_patch_id() == want, "scripts/setup.sh did not install this checkout's patched Unicorn"
+    assert require_patched() == want
+    with pytest.raises(EmuError, match="run scripts/setup.sh"):
+        require_patched("emu-000000000000")
+
+
+CODE_COHERENCE = f"""
+main:
+    bnez a0, other
+    li s1, 1
+start_next:                 # start harts 1 .. NHARTS-1 (they run `other`)
+    li t0, NHARTS
+    bge s1, t0, started
+    mv a0, s1
+    la a1, _start
+    li a2, 0
+    SBI {HSM}, 0
+    addi s1, s1, 1
+    j start_next
+started:
+    la s0, out
+    call func               # the page is translated and cached now
+    sd a0, 0(s0)
+    li s2, 2                # rounds: the writer patches func to return 2, then 3
+1:  la t0, turn
+    sd s2, 0(t0)            # ask the writer for version s2
+2:  la t0, done
+    ld t0, 0(t0)
+    bne t0, s2, 2b
+    fence.i                 # the ISA's rule: the executing hart fences
+    call func
+    slli t1, s2, 3
+    add t1, t1, s0
+    sd a0, -8(t1)           # out[s2 - 1]
+    addi s2, s2, 1
+    li t0, 4
+    bne s2, t0, 1b
+    EXIT_PASS
+other:
+    li t0, NHARTS - 1
+    bne a0, t0, idle        # the last hart writes; the others just wait
+3:  la t0, turn
+    ld t1, 0(t0)
+    beqz t1, 3b
+    la t2, done
+    ld t3, 0(t2)
+    beq t1, t3, 3b          # already written this version
+    slli t4, t1, 20         # li a0, N = addi a0, zero, N: imm in bits 31:20
+    li t5, 0x513
+    or t4, t4, t5
+    la t5, func
+    sw t4, 0(t5)
+    fence w, w
+    sd t1, 0(t2)            # done = N
+    j 3b
+idle:
+    wfi
+    j idle
+    .data
+turn: .dword 0
+done: .dword 0
+    .text
+    .align 12
+    .globl func
+func:
+    li a0, 1
+    ret
+    .align 12
+"""
+
+
+@needs_binutils
+@pytest.mark.parametrize("harts", [2, 4])
+def test_code_written_by_another_hart_is_what_runs(tmp_path, harts: int) -> None:
+    elf = build(CODE_COHERENCE.replace("NHARTS", str(harts)), tmp_path)
+    r = run(elf, harts=harts)
+    assert r.result.exit_code == 0, r.result.reason
+    assert [r.word("out", i) for i in range(3)] == [1, 2, 3]
+
+
+@needs_binutils
+def test_fma_of_infinity_and_zero_raises_invalid(tmp_path) -> None:
+    """fmadd.d inf * 0 + qNaN: RISC-V requires NV (fflags bit 4) and the default NaN."""
+    elf = build("""
+main:
+    li t0, 0x6000           # sstatus.FS = dirty
+    csrs sstatus, t0
+    li t0, 0x7ff0000000000000
+    fmv.d.x f1, t0          # inf
+    fmv.d.x f2, zero        # 0
+    li t0, 0x7ff8000000000001
+    fmv.d.x f3, t0          # a quiet NaN with a payload
+    csrw fflags, zero
+    fmadd.d f4, f1, f2, f3
+    frflags t1
+    fmv.x.d t2, f4
+    la t0, out
+    sd t1, 0(t0)
+    sd t2, 8(t0)
+    EXIT_PASS
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.word("out", 0) == 0x10  # NV
+    assert r.word("out", 1) == 0x7FF8000000000000  # the default NaN
+
+
+@needs_binutils
+def test_user_ecalls_and_rdtime_take_no_python(tmp_path) -> None:
+    """1000 U-mode ecalls and 1000 rdtime reads: the engine enters stvec itself and the
+    native clock answers time; the run's statistics show no Python trap or rdtime path."""
+    elf = build("""
+main:
+    la t0, user_trap
+    csrw stvec, t0
+    la t0, user
+    csrw sepc, t0
+    li t0, 0x100            # SPP = U
+    csrc sstatus, t0
+    li t0, 0x40000          # SUM
+    csrs sstatus, t0
+    sret
+user:
+    li s0, 1000
+1:  rdtime t0
+    ecall
+    addi s0, s0, -1
+    bnez s0, 1b
+    li a7, 99
+    ecall
+    .align 4
+user_trap:
+    li t0, 99
+    beq a7, t0, 2f
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+2:  EXIT_PASS
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    stats = r.result.stats
+    assert stats["native_traps"] == {"trap8": 1001}
+    assert "trap8" not in stats["harts"][0]
+    assert stats["harts"][0]["rdtime"] == 1000
