@@ -65,6 +65,14 @@ def run_qemu(argv: list[str]) -> int:
                               console_copies=copies)
         machine = load_machine(board, plan.kernel, plan.initrd, opts)
         report_warnings(plan)
+        if plan.dumpdtb is not None:  # QEMU: write the final device tree, run nothing
+            from emu.fdt import build_fdt
+
+            try:
+                Path(plan.dumpdtb).write_bytes(build_fdt(board))
+            except OSError as err:
+                raise EmuError(f"-machine dumpdtb={plan.dumpdtb}: {err.strerror}") from None
+            return 0
         return machine.run().exit_code
 
 

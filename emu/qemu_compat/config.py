@@ -55,6 +55,7 @@ class QemuPlan:
     trace_file: str | None = None  # -D with -d int
     trace_events: str = "all"
     deterministic: bool = False  # -icount: emu's virtual clock instead of host time
+    dumpdtb: str | None = None  # -machine dumpdtb=FILE: write the device tree and exit
     version: bool = False
     help: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -78,7 +79,7 @@ def plan_from_argv(argv: list[str]) -> QemuPlan:
     for opt in options:
         name, value = opt.name, opt.value or ""
         if name in ("machine", "M"):
-            _machine(parse_keyval("-machine", value, "type"))
+            plan.dumpdtb = _machine(parse_keyval("-machine", value, "type")) or plan.dumpdtb
         elif name == "bios":
             plan.bios = value
         elif name == "m":
@@ -180,18 +181,21 @@ def gdb_address(spec: str) -> str | None:
     return f"{host or '127.0.0.1'}:{port}"
 
 
-def _machine(kv: KeyVal) -> None:
+def _machine(kv: KeyVal) -> str | None:
+    """Vet -machine; returns its dumpdtb=FILE, if any."""
     kind = kv.pop("type")
     if kind not in (None, "virt"):
         raise EmuError(f"-machine {kv.text}: emu is only the virt machine")
     accel = kv.pop("accel")
     if accel is not None and accel != "tcg":
         raise EmuError(f"-machine accel={accel}: emu is its own accelerator (use tcg or leave it out)")
+    dumpdtb = kv.pop("dumpdtb")
     for key in kv.leftover():
         value = kv.get(key)
         if key in MACHINE_IGNORED or MACHINE_DEFAULTS.get(key) == value:
             continue
         raise EmuError(f"-machine {key}={value}: not supported by emu's virt machine")
+    return dumpdtb
 
 
 def _memory(kv: KeyVal, plan: QemuPlan) -> int:
@@ -271,7 +275,9 @@ def _device(kv: KeyVal, drives: dict[str, DrivePlan], netdevs: dict[str, KeyVal]
             plan.warn(f"-device {driver}: emu has no PCI devices; the NIC is a virtio-net-device (virtio-mmio)")
         nics.append((f"-device {driver}", netdevs[ident], kv.pop("mac")))
     else:
-        plan.warn(f"-device {driver}: not modelled by emu; the guest will not see it")
+        netdev = kv.get("netdev")
+        what = f"this NIC (netdev {netdev} stays unconnected)" if netdev else "it"
+        plan.warn(f"-device {driver}: not modelled by emu; the guest will not see {what}")
 
 
 def _nic(kv: KeyVal, nics: list[tuple[str, KeyVal, str | None]], plan: QemuPlan) -> None:
