@@ -173,3 +173,19 @@ def test_shim_refuses_to_replace_a_foreign_file(tmp_path):
     res = subprocess.run(emu_cmd("shim", str(tmp_path)), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "not written by emu shim" in res.stderr
     assert (tmp_path / "qemu-system-riscv64").read_text() == "#!/bin/sh\necho real\n"
+
+
+def test_d_int_writes_a_trace_of_interrupts_to_the_D_file(refguest_elf, tmp_path):
+    import json
+
+    log = tmp_path / "qemu.log"
+    res = subprocess.run(emu_cmd("qemu-system-riscv64", "-kernel", str(refguest_elf), "-smp", "2", "-nographic",
+                                 "-d", "int,guest_errors", "-D", str(log)),
+                         input=b"poweroff\n", capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.decode().splitlines() == ["emu: warning: -d guest_errors: no emu equivalent "
+                                                "(emu traces: -d int -D FILE)"]
+    data = json.loads(log.read_text())
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    cats = {e.get("cat") for e in events}
+    assert "irq" in cats and not cats & {"syscall", "sbi", "ipi"}  # only the groups -d int asks for
