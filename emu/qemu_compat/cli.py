@@ -158,4 +158,7 @@ def qemu_command(args: tuple[str, ...]) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 def shim_command(directory: str) -> None:
     """Write DIR/qemu-system-riscv64 running emu, print DIR: PATH=$(emu shim DIR):$PATH make run."""
-    click.echo(write_shim(Path(directory).absolute()))
+    try:
+        click.echo(write_shim(Path(directory).absolute()))
+    except OSError as err:
+        raise EmuError(f"emu shim {directory}: {err.strerror}") from None
