@@ -8,11 +8,15 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from emu.board import MAX_HARTS, BoardSpec, GiB, MiB
 from emu.errors import EXIT_BAD_INPUT, EmuError
+
+if TYPE_CHECKING:
+    from emu.machine import Machine, MachineOptions
 
 DEFAULT_RAM = "2G"
 LINUX_DEFAULT_BOOTARGS = "LOG=warn"  # zCore's Linux-mode default (its xtask passes this)
@@ -69,13 +73,15 @@ def main() -> None:
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
 @click.option("-bios", "bios", default="default", hidden=True)
 @click.option("-serial", "serial", default="mon:stdio", hidden=True)
+@click.option("-display", "display", default="none", hidden=True)
+@click.option("-S", "wait_flag", is_flag=True, hidden=True)
 def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None, append: str | None,
         timeout: float | None, quantum: int, mips: int, realtime: bool, linux: bool, stats: bool,
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
-        virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str) -> None:
+        virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str,
+        display: str, wait_flag: bool) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
-    from emu.machine import Machine, MachineOptions
-    from loader.image import load_kernel
+    from emu.machine import MachineOptions
 
     if arch != "riscv64":
         raise EmuError(f"--arch {arch}: only riscv64 is supported so far")
@@ -98,25 +104,34 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         kernel = _default_kernel()
     bootargs = append if append is not None else (LINUX_DEFAULT_BOOTARGS if linux else "")
     board = BoardSpec(harts=smp, ram_size=ram_size, bootargs=bootargs)
-    image = load_kernel(kernel, board.ram.base, ram_size)
+    opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
+                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
+                          trace=trace, trace_events=trace_events, trace_profile=trace_profile,
+                          gdb=gdb, gdb_wait=gdb_wait or wait_flag, drives=list(drives), net=net,
+                          virtio_legacy=virtio_mmio == "legacy")
+    if opts.gdb_wait and not gdb:
+        raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
+    m = load_machine(board, kernel, initrd, opts)
+    result = m.run()
+    if stats:
+        print(json.dumps({"exit_code": result.exit_code, "reason": result.reason, **result.stats}), file=sys.stderr)
+    sys.exit(result.exit_code)
+
+
+def load_machine(board: BoardSpec, kernel: str, initrd: str | None, opts: "MachineOptions") -> "Machine":
+    """Load KERNEL (and INITRD) onto `board`: the one path behind `emu run` and the
+    qemu-system-riscv64 front end, so both boot a kernel exactly the same way."""
+    from emu.machine import Machine
+    from loader.image import load_kernel
+
+    image = load_kernel(kernel, board.ram.base, board.ram.size)
     initrd_data = None
     if initrd is not None:
         try:
             initrd_data = Path(initrd).read_bytes()
         except OSError as err:
             raise EmuError(f"cannot read initrd {initrd}: {err.strerror}") from None
-    opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
-                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
-                          trace=trace, trace_events=trace_events, trace_profile=trace_profile,
-                          gdb=gdb, gdb_wait=gdb_wait, drives=list(drives), net=net,
-                          virtio_legacy=virtio_mmio == "legacy")
-    if gdb_wait and not gdb:
-        raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
-    m = Machine(board, image, initrd_data, opts)
-    result = m.run()
-    if stats:
-        print(json.dumps({"exit_code": result.exit_code, "reason": result.reason, **result.stats}), file=sys.stderr)
-    sys.exit(result.exit_code)
+    return Machine(board, image, initrd_data, opts)
 
 
 @main.group()
@@ -192,10 +207,13 @@ def _default_kernel() -> str:
 
 def _register_subcommands() -> None:
     from emu.image_cli import image as image_group
+    from emu.qemu_compat.cli import qemu_command, shim_command
     from emu.testrunner.cli import test
 
     main.add_command(image_group)
     main.add_command(test)
+    main.add_command(qemu_command)
+    main.add_command(shim_command)
 
 
 _register_subcommands()

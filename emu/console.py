@@ -11,15 +11,17 @@ import os
 import select
 import termios
 import tty
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 CTRL_A = 0x01
 
 
 class Console:
-    def __init__(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None, capture: bool = False) -> None:
+    def __init__(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None, capture: bool = False,
+                 copies: Sequence[int] = ()) -> None:
         self.in_fd = _fd(stdin)
         self.out_fd = _fd(stdout)
+        self.copies = list(copies)  # more fds that get the output (QEMU's `-serial file:PATH`)
         self.out = bytearray()
         self.log: bytearray | None = bytearray() if capture else None
         self.eof = self.in_fd is None
@@ -50,11 +52,12 @@ class Console:
             self.log += data
 
     def flush(self) -> None:
-        if self.out and self.out_fd is not None:
-            data = bytes(self.out)
-            while data:
-                n = os.write(self.out_fd, data)
-                data = data[n:]
+        if self.out:
+            for fd in ([] if self.out_fd is None else [self.out_fd]) + self.copies:
+                data = bytes(self.out)
+                while data:
+                    n = os.write(fd, data)
+                    data = data[n:]
         self.out.clear()
 
     def read_input(self, timeout: float) -> bytes:

@@ -69,6 +69,7 @@ class MachineOptions:
     virtio_legacy: bool = True  # virtio-mmio Version 1 (QEMU's default; zCore needs it)
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
+    console_copies: list[int] = field(default_factory=list)  # fds that also get the console output
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Machine:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.events: deque[tuple] = deque(maxlen=16)
-        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture)
+        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies)
         self.clock = VirtualClock(self.opts.mips)
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None

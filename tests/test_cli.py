@@ -125,3 +125,12 @@ def test_ctrl_a_x_quits_like_qemu(refguest_elf):
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_qemu_display_and_S_spellings_do_not_break_run(refguest_elf):
+    """`-display none` used to parse as `-d isplay` (issue 17)."""
+    res = run_emu("-display", "none", "-nographic", "-smp", "2", "-kernel", str(refguest_elf), "--timeout", "60",
+                  stdin=b"poweroff\n")
+    assert res.returncode == 0, res.stderr.decode()
+    assert b"ref> " in res.stdout
+    assert_bad_input(run_emu("-S", "-kernel", str(refguest_elf)), "--gdb")
