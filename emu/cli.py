@@ -132,12 +132,19 @@ def trace() -> None:
 @click.argument("path")
 @click.option("--compare", "compare", default=None, help="A second trace to put side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def trace_report(path: str, compare: str | None, as_json: bool) -> None:
+@click.option("--by", "by", type=click.Choice(["syscall", "thread"]), default="syscall", show_default=True,
+              help="thread: per-thread calls, rates, latency and top calls only.")
+def trace_report(path: str, compare: str | None, as_json: bool, by: str = "syscall") -> None:
     """Latency per stage and per system call, hand-offs and exits per hart."""
     from emu.trace.output import load_trace
     from emu.trace.report import format_compare, format_report, summarise
 
     summary = summarise(load_trace(path, sys.stderr))
+    if by == "thread":
+        from emu.trace.threads import format_threads
+
+        click.echo(json.dumps(summary["per_thread"], indent=1) if as_json else "\n".join(format_threads(summary["per_thread"])))
+        return
     if compare is not None:
         other = summarise(load_trace(compare, sys.stderr))
         click.echo(json.dumps([summary, other], indent=1) if as_json else format_compare(summary, other, path, compare))

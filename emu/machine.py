@@ -416,7 +416,7 @@ class Machine:
         lines = [f"emu: {what} at virtual time {self.clock.seconds():.6f} s"]
         for h in self.harts:
             pc = self._hart_pc(h)
-            sym = self.kernel.symbols.lookup(pc) if pc is not None else None
+            sym = self.kernel.symbols.describe(pc) if pc is not None else None
             where = f"pc {pc:#x}" if pc is not None else "pc ?"
             if sym:
                 where += f" <{sym}>"
@@ -424,8 +424,18 @@ class Machine:
             lines.append(f"emu:   hart {h.id}: {state}, {where}")
         if self.events:
             lines.append("emu:   last events: " + "; ".join(_fmt_event(e) for e in self.events))
+        lines += self._in_flight_lines()
         out.write("\r\n".join(lines) + "\r\n" if self.console._saved_tty else "\n".join(lines) + "\n")
         out.flush()
+
+    def _in_flight_lines(self) -> list[str]:
+        """Traced system calls still open (hang, timeout, signal): where each one waits."""
+        if self.trace_log is None or self.tracer is None or not self.trace_log.wants("syscall"):
+            return []
+        from emu.trace.report import in_flight_report
+
+        now = max(self.tracer.ns(h) for h in self.harts)
+        return in_flight_report(self.trace_log.events(), self.trace_profile, self.kernel.symbols, now, "emu:   ")
 
     def _hart_pc(self, hart: Hart) -> int | None:
         from emu.cpu.riscv.context import OFF_PC, blob_u64
@@ -584,10 +594,12 @@ class _Empty:
 
 def _fmt_event(e: tuple) -> str:
     kind, hart, t = e[0], e[1], e[2]
+    from emu.trace.names import sbi_name, trap_name
+
     if kind == "trap":
-        return f"t={t} h{hart} trap cause={e[3]} epc={e[4]:#x} tval={e[5]:#x}"
+        return f"t={t} h{hart} trap {trap_name(e[3])} ({e[3]}) epc={e[4]:#x} tval={e[5]:#x}"
     if kind == "sbi":
-        return f"t={t} h{hart} sbi eid={e[3]:#x}"
+        return f"t={t} h{hart} SBI {sbi_name(e[3])}"
     if kind == "ipi":
         return f"t={t} h{hart} ipi->h{e[3]}"
     return f"t={t} h{hart} {kind} {e[3]:#x}"

@@ -41,13 +41,14 @@ def trace_header(profile: Profile | None, harts: int) -> str:
     """Line 1 of a trace file: everything known before the first event."""
     meta = {"format": FORMAT, "version": VERSION, "harts": harts,
             "profile": None if profile is None else {"name": profile.name, "stages": profile.stages,
-                                                     "handoffs": [list(h) for h in profile.handoffs]}}
+                                                     "handoffs": [list(h) for h in profile.handoffs],
+                                                     "syscalls": {str(k): v for k, v in sorted(profile.syscalls.items())}}}
     return '{"displayTimeUnit":"ns","emu":' + _dumps(meta)[:-1] + "," + _EVENTS_OPEN + "\n"
 
 
-def _tail(events: list[tuple], harts: int, stats: dict[str, Any]) -> str:
+def _tail(events: list[tuple], harts: int, stats: dict[str, Any], profile: Profile | None) -> str:
     analysis = analyse(events)
-    chrome = chrome_events(events, analysis, harts)
+    chrome = chrome_events(events, analysis, harts, None if profile is None else profile.syscalls)
     return ('\n],"complete":true,"stats":' + _dumps(stats) + '},"traceEvents":[' +
             ",\n".join(map(_dumps, chrome)) + "]}\n")
 
@@ -56,7 +57,7 @@ def write_trace(path: Path, log: EventLog, profile: Profile | None, harts: int, 
     """Finish the trace at `path`: the tail of a log streaming there, or the whole file."""
     try:
         events = list(log.events())
-        tail = _tail(events, harts, stats)
+        tail = _tail(events, harts, stats, profile)
         if log.path is not None and Path(path).resolve() == log.path.resolve():
             log.finish(tail)
             return
