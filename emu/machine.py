@@ -96,6 +96,8 @@ class Machine:
         self._tail = b""
         self.signals = SignalGuard(enabled=False)
         self.idle_eof = IdleAfterEof(self.opts.on_idle_eof)
+        self._tty_of: Console | None = None  # the console whose input `_tty` describes
+        self._tty = False
 
         self.cpu = RiscvCpu(board, self)
         ram = board.ram
@@ -398,8 +400,11 @@ class Machine:
 
     @property
     def _stdin_tty(self) -> bool:
-        fd = self.console.in_fd
-        return fd is not None and os.isatty(fd)
+        """Console input is (or was, before it ended) a terminal; asked once per console."""
+        if self._tty_of is not self.console:
+            fd = self.console.in_fd
+            self._tty_of, self._tty = self.console, fd is not None and os.isatty(fd)
+        return self._tty
 
     def input_possible(self) -> bool:
         """Can anything from outside still wake a waiting guest (console, a network)?"""
