@@ -68,6 +68,9 @@ def main() -> None:
               show_default=True, help="virtio-mmio register layout (zCore needs legacy).")
 @click.option("--gdb", "gdb", default=None, help="GDB stub on [HOST]:PORT (host defaults to 127.0.0.1).")
 @click.option("--gdb-wait", "gdb_wait", is_flag=True, help="Halt before the first instruction until GDB continues.")
+@click.option("--on-idle-eof", "on_idle_eof", default="exit", show_default=True,
+              help="When piped console input has ended and every hart idles in WFI for 1 virtual s "
+                   "(exit=SECONDS for another time): exit (status 125) or wait.")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
 @click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
@@ -79,7 +82,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         timeout: float | None, quantum: int, mips: int, realtime: bool, linux: bool, stats: bool,
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
         virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str,
-        display: str, wait_flag: bool) -> None:
+        display: str, wait_flag: bool, on_idle_eof: str = "exit") -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import MachineOptions
 
@@ -111,6 +114,10 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
                           virtio_legacy=virtio_mmio == "legacy")
     if opts.gdb_wait and not gdb:
         raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
+    from emu.runctl import parse_on_idle_eof
+
+    opts.on_idle_eof = parse_on_idle_eof(on_idle_eof)  # scripted runs end by themselves
+    opts.handle_signals = True  # SIGINT/SIGTERM/SIGHUP: exit 128+N with the trace and --stats written
     m = load_machine(board, kernel, initrd, opts)
     result = m.run()
     if stats:
@@ -143,14 +150,21 @@ def trace() -> None:
 @click.argument("path")
 @click.option("--compare", "compare", default=None, help="A second trace to put side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def trace_report(path: str, compare: str | None, as_json: bool) -> None:
+@click.option("--by", "by", type=click.Choice(["syscall", "thread"]), default="syscall", show_default=True,
+              help="thread: per-thread calls, rates, latency and top calls only.")
+def trace_report(path: str, compare: str | None, as_json: bool, by: str = "syscall") -> None:
     """Latency per stage and per system call, hand-offs and exits per hart."""
-    from emu.trace.output import read_trace
+    from emu.trace.output import load_trace
     from emu.trace.report import format_compare, format_report, summarise
 
-    summary = summarise(read_trace(path))
+    summary = summarise(load_trace(path, sys.stderr))
+    if by == "thread":
+        from emu.trace.threads import format_threads
+
+        click.echo(json.dumps(summary["per_thread"], indent=1) if as_json else "\n".join(format_threads(summary["per_thread"])))
+        return
     if compare is not None:
-        other = summarise(read_trace(compare))
+        other = summarise(load_trace(compare, sys.stderr))
         click.echo(json.dumps([summary, other], indent=1) if as_json else format_compare(summary, other, path, compare))
         return
     click.echo(json.dumps(summary, indent=1) if as_json else format_report(summary, path))
@@ -161,10 +175,10 @@ def trace_report(path: str, compare: str | None, as_json: bool) -> None:
 @click.option("-o", "output", required=True, help="PNG file to write.")
 def trace_plot(path: str, output: str) -> None:
     """Histograms of each stage interval (matplotlib)."""
-    from emu.trace.output import read_trace
+    from emu.trace.output import load_trace
     from emu.trace.plot import plot
 
-    plot(read_trace(path), output)
+    plot(load_trace(path, sys.stderr), output)
 
 
 @main.command("gdb")

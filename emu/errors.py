@@ -8,6 +8,8 @@ EXIT_GUEST_HANG = 121  # every hart parked with nothing that can wake it
 EXIT_FAULT_LOOP = 122  # the same trap taken again and again without progress
 EXIT_HOST_FAULT = 123  # the CPU model stopped on something it cannot emulate
 EXIT_TIMEOUT = 124  # --timeout expired (as coreutils `timeout`)
+EXIT_IDLE_EOF = 125  # piped console input ended and the guest then stayed idle (--on-idle-eof exit)
+# A host signal (SIGINT, SIGTERM, SIGHUP) ends the run with 128 + its number, as shells report it.
 
 
 class EmuError(Exception):

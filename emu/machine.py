@@ -6,6 +6,7 @@ part reaches into another.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,9 +27,10 @@ from emu.devices.plic import PLIC_NDEV, Plic
 from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
-from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_TIMEOUT, EmuError
+from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF, EXIT_TIMEOUT, EmuError
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
+from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
@@ -70,6 +72,8 @@ class MachineOptions:
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
     console_copies: list[int] = field(default_factory=list)  # fds that also get the console output
+    handle_signals: bool = False  # SIGINT/SIGTERM/SIGHUP end the run cleanly (emu run; not emu test's children)
+    on_idle_eof: float | None = None  # exit after this many virtual s idle once piped input ended (None: wait)
 
 
 @dataclass
@@ -94,6 +98,10 @@ class Machine:
         self._panic_at: int | None = None
         self.pending_input = bytearray()  # typed but not yet in the UART FIFO
         self._tail = b""
+        self.signals = SignalGuard(enabled=False)
+        self.idle_eof = IdleAfterEof(self.opts.on_idle_eof)
+        self._tty_of: Console | None = None  # the console whose input `_tty` describes
+        self._tty = False
 
         self.cpu = RiscvCpu(board, self)
         ram = board.ram
@@ -149,7 +157,17 @@ class Machine:
             self.trace_profile = auto_profile(self.kernel.symbols)
         elif spec != "none":
             self.trace_profile = load_profile(spec)
-        self.trace_log = EventLog(parse_groups(self.opts.trace_events if self.opts.trace else "all"))
+        groups = parse_groups(self.opts.trace_events if self.opts.trace else "all")
+        if self.opts.trace and self.opts.trace != "-":  # "-": traced, but the caller writes the file
+            from emu.trace.output import trace_header
+
+            path = Path(self.opts.trace)
+            try:  # the file streams as the run goes: a killed run still leaves its events
+                self.trace_log = EventLog(groups, path=path, header=trace_header(self.trace_profile, len(self.harts)))
+            except OSError as err:
+                raise EmuError(f"cannot write trace {path}: {err.strerror}") from None
+        else:
+            self.trace_log = EventLog(groups)
         self.tracer = Tracer(self, self.trace_log, self.trace_profile)
         self.scheduler.on_hart_state = self.tracer.on_hart
         self.scheduler.after_switch_in = self.tracer.on_switch_in
@@ -218,20 +236,28 @@ class Machine:
         self._host_start = self._host_origin = time.monotonic()
         self.pause_when = until
         self.paused = False
-        with self.console:
-            self.scheduler.run(self)
-        if self.paused:
-            return RunResult(-1, "paused", self.stats())
-        for dev in self.virtio.values():
-            dev.close()
-        code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
-        stats = self.stats()
-        if self.trace_log is not None and self.opts.trace:
+        self.signals = SignalGuard(enabled=self.opts.handle_signals)
+        # The guard stays until the trace is written: a second SIGTERM cannot cut it short.
+        with self.signals:
+            try:
+                with self.console:
+                    self.scheduler.run(self)
+            finally:  # on every way out, a host-side exception included, keep what was recorded
+                if not self.paused:
+                    self._finish_trace()
+            if self.paused:
+                return RunResult(-1, "paused", self.stats())
+            for dev in self.virtio.values():
+                dev.close()
+            code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
+            return RunResult(code, self.exit_reason, self.stats())
+
+    def _finish_trace(self) -> None:
+        if self.trace_log is not None and self.opts.trace and self.opts.trace != "-":
             from emu.trace.output import write_trace
 
-            write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), stats)
+            write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), self.stats())
             self.trace_log.close()
-        return RunResult(code, self.exit_reason, stats)
 
     def stats(self) -> dict[str, object]:
         per_hart = {h.id: {**h.stats, "rdtime": h.time_poll.reads} for h in self.harts}
@@ -261,7 +287,9 @@ class Machine:
             self.cpu.stop("exit")
 
     def poll(self, block: bool) -> None:
-        """Between rounds: console I/O, --timeout, --realtime pacing, panic grace, GDB."""
+        """Between rounds: console I/O, --timeout, --realtime pacing, panic grace, GDB, signals."""
+        if self.trace_log is not None and self.console.out:
+            self.trace_log.sync()  # the trace on disk covers whatever the console has shown
         self.console.flush()
         if self.gdb is not None:
             self.gdb.poll()
@@ -270,7 +298,16 @@ class Machine:
         if self.pause_when is not None and self.pause_when(self):
             self.paused = True
             return
+        if self.signals.received is not None:
+            import signal
+
+            name = signal.Signals(self.signals.received).name
+            self._report(f"{name} received: stopping")
+            self.request_exit(signal_exit_code(self.signals.received), f"signal {name}")
+            return
         now = time.monotonic()
+        if self.trace_log is not None:
+            self.trace_log.tick(now)
         if self.opts.timeout is not None and now - self._host_start >= self.opts.timeout:
             self._report(f"timeout after {self.opts.timeout:g} s")
             self.request_exit(EXIT_TIMEOUT, "timeout")
@@ -343,13 +380,42 @@ class Machine:
         deterministic; an idle shell on a terminal does not burn a host CPU.
         """
         if not self.console.interactive or self.opts.realtime:
-            return ticks
+            return self._idle_after_eof(ticks)
         wait = min(ticks / TIMEBASE_HZ, 0.2)
         start = time.monotonic()
         self.pending_input += self.console.read_input(wait)
         if self.console.quit_requested:
             self.request_exit(0, "quit (Ctrl-A x)")
         return min(ticks, int((time.monotonic() - start) * TIMEBASE_HZ))
+
+    def _idle_after_eof(self, ticks: int) -> int:
+        """Scripted runs end: piped input is over, all of it read, and the guest idles on.
+
+        Only for input that was not a terminal (a terminal keeps today's behaviour) and with
+        no network that could still bring work.  The idle skip stops exactly when the grace
+        runs out, so the exit time is deterministic.
+        """
+        if (self.idle_eof.grace is None or not self.console.eof or self.pending_input or self.uart.rx
+                or self._stdin_tty or (self.opts.net is not None and not self.opts.net.startswith("none"))):
+            self.idle_eof.activity()
+            return ticks
+        take, done = self.idle_eof.step(ticks)
+        if done:
+            self.console.flush()
+            out = self.opts.report or sys.stderr
+            out.write(f"emu: console input ended and the guest stayed idle for {self.idle_eof.grace:g} s "
+                      f"of virtual time: exiting ({EXIT_IDLE_EOF}; --on-idle-eof wait keeps it running)\n")
+            out.flush()
+            self.request_exit(EXIT_IDLE_EOF, "idle after end of input")
+        return take
+
+    @property
+    def _stdin_tty(self) -> bool:
+        """Console input is (or was, before it ended) a terminal; asked once per console."""
+        if self._tty_of is not self.console:
+            fd = self.console.in_fd
+            self._tty_of, self._tty = self.console, fd is not None and os.isatty(fd)
+        return self._tty
 
     def input_possible(self) -> bool:
         """Can anything from outside still wake a waiting guest (console, a network)?"""
@@ -366,7 +432,7 @@ class Machine:
         lines = [f"emu: {what} at virtual time {self.clock.seconds():.6f} s"]
         for h in self.harts:
             pc = self._hart_pc(h)
-            sym = self.kernel.symbols.lookup(pc) if pc is not None else None
+            sym = self.kernel.symbols.describe(pc) if pc is not None else None
             where = f"pc {pc:#x}" if pc is not None else "pc ?"
             if sym:
                 where += f" <{sym}>"
@@ -374,8 +440,18 @@ class Machine:
             lines.append(f"emu:   hart {h.id}: {state}, {where}")
         if self.events:
             lines.append("emu:   last events: " + "; ".join(_fmt_event(e) for e in self.events))
+        lines += self._in_flight_lines()
         out.write("\r\n".join(lines) + "\r\n" if self.console._saved_tty else "\n".join(lines) + "\n")
         out.flush()
+
+    def _in_flight_lines(self) -> list[str]:
+        """Traced system calls still open (hang, timeout, signal): where each one waits."""
+        if self.trace_log is None or self.tracer is None or not self.trace_log.wants("syscall"):
+            return []
+        from emu.trace.report import in_flight_report
+
+        now = max(self.tracer.ns(h) for h in self.harts)
+        return in_flight_report(self.trace_log.events(), self.trace_profile, self.kernel.symbols, now, "emu:   ")
 
     def _hart_pc(self, hart: Hart) -> int | None:
         from emu.cpu.riscv.context import OFF_PC, blob_u64
@@ -498,6 +574,7 @@ class Machine:
 
     def console_write(self, data: bytes) -> None:
         self.console.write(data)
+        self.idle_eof.activity()
         self._watch_panic(data)
 
     def console_read(self, size: int) -> bytes:
@@ -544,10 +621,12 @@ class _Empty:
 
 def _fmt_event(e: tuple) -> str:
     kind, hart, t = e[0], e[1], e[2]
+    from emu.trace.names import sbi_name, trap_name
+
     if kind == "trap":
-        return f"t={t} h{hart} trap cause={e[3]} epc={e[4]:#x} tval={e[5]:#x}"
+        return f"t={t} h{hart} trap {trap_name(e[3])} ({e[3]}) epc={e[4]:#x} tval={e[5]:#x}"
     if kind == "sbi":
-        return f"t={t} h{hart} sbi eid={e[3]:#x}"
+        return f"t={t} h{hart} SBI {sbi_name(e[3])}"
     if kind == "ipi":
         return f"t={t} h{hart} ipi->h{e[3]}"
     return f"t={t} h{hart} {kind} {e[3]:#x}"

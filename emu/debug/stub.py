@@ -537,7 +537,7 @@ class GdbStub:
     def _where(self, hart: "Hart") -> str:
         with self.cpu.inspect(hart):
             pc = self.cpu.rreg(UC_RISCV_REG_PC)
-        sym = self.m.kernel.symbols.lookup(pc)
+        sym = self.m.kernel.symbols.describe(pc)
         return f" pc {pc:#x}" + (f" <{sym}>" if sym else "")
 
     def close(self) -> None:

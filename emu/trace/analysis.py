@@ -5,13 +5,23 @@ same thread (satp + tp).  Stage events (from the profile) with the same correlat
 form one instance of the protocol; an instance is attached to the span whose ecall is
 the latest unattached one on the hart where the instance's first stage ran.  Events are
 taken in emission order, which follows causality between harts.
+
+Besides spans: every WFI wait of every hart with what ended it (an IPI and from which
+hart, the hart's timer, a device interrupt; recorded by the tracer at the wake-up), so a
+hand-off can say what its receiver waited for; and the requests still open when the
+trace ends, for hang reports and killed runs.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from emu.trace.names import HART_STATES, irq_name, sbi_name, trap_name
+
 Event = tuple[int, int, str, dict[str, Any]]
+NO_RETURN = {93, 94}  # exit, exit_group: a span that never returns is not "in flight"
+POLLING = "polling (no WFI)"
 
 
 @dataclass
@@ -23,6 +33,9 @@ class Span:
     end: int | None = None
     ret: int | None = None
     stages: list[tuple[str, int, int]] = field(default_factory=list)  # (stage, t_ns, hart)
+    epc: int | None = None  # the ecall's address
+    pc: int | None = None  # where the latest stage point fired
+    pid: int | None = None  # from a profile field named `pid`, when there is one
 
     @property
     def points(self) -> list[tuple[str, int, int]]:
@@ -39,10 +52,67 @@ class Span:
 
 
 @dataclass
+class Wait:
+    """One WFI wait of a hart: parked at `start`, woken at `end` by `why`."""
+
+    start: int
+    end: int
+    why: str
+
+
+@dataclass
 class Analysis:
     spans: list[Span]
     parks: dict[int, list[tuple[int, int]]]  # hart -> [(park_ns, unpark_ns)]
-    counts: dict[int, dict[str, int]]  # hart -> kind -> count
+    counts: dict[int, dict[str, int]]  # hart -> event label -> count
+    waits: dict[int, list[Wait]] = field(default_factory=dict)
+    end_ns: int = 0  # the last event's time
+    parked_at_end: dict[int, int] = field(default_factory=dict)  # hart -> park_ns, still parked
+    _ends: dict[int, list[int]] = field(default_factory=dict, repr=False)
+
+    def wait_in(self, hart: int, t0: int, t1: int) -> tuple[int, str]:
+        """How long `hart` sat in WFI inside [t0, t1] and what ended its last wait there.
+
+        No WFI inside the interval: the hart was running and found the work by polling
+        (or was busy with something else first).
+        """
+        waits = self.waits.get(hart, [])
+        ends = self._ends.get(hart)
+        if ends is None:
+            ends = self._ends[hart] = [w.end for w in waits]
+        idle, why = 0, POLLING
+        for w in waits[bisect.bisect_left(ends, t0):]:
+            if w.start > t1:
+                break
+            idle += max(0, min(w.end, t1) - max(w.start, t0))
+            if w.end <= t1:
+                why = w.why
+        parked = self.parked_at_end.get(hart)
+        if parked is not None and parked <= t1:
+            idle += t1 - max(parked, t0)
+        return idle, why
+
+    def in_flight(self) -> list[Span]:
+        """Requests made and not answered when the trace ends (not counting `exit`)."""
+        last: dict[str, Span] = {}
+        for s in self.spans:
+            last[s.thread] = s
+        return [s for s in self.spans if s.end is None and last[s.thread] is s and s.num not in NO_RETURN]
+
+
+def event_label(kind: str, f: dict[str, Any]) -> str:
+    """The row an event counts under in `exits per hart`."""
+    if kind == "trap":
+        return f"trap: {trap_name(f['cause'])}"
+    if kind == "irq":
+        return f"irq: {irq_name(f['cause'])}"
+    if kind == "sbi":
+        return f"SBI {sbi_name(f['eid'], f.get('fid'))}"
+    if kind == "hart":
+        return HART_STATES.get(f.get("state", ""), f"hart {f.get('state')}")
+    if kind == "ipi":
+        return "IPI sent"
+    return kind
 
 
 def analyse(events: Iterable[Event]) -> Analysis:
@@ -51,20 +121,18 @@ def analyse(events: Iterable[Event]) -> Analysis:
     open_by_thread: dict[str, Span] = {}
     instances: dict[Any, Span] = {}
     parks: dict[int, list[tuple[int, int]]] = {}
+    waits: dict[int, list[Wait]] = {}
     parked_at: dict[int, int] = {}
+    last_ipi_from: dict[int, int] = {}  # target hart -> sender of the latest IPI
     counts: dict[int, dict[str, int]] = {}
+    end = 0
     for t, hart, kind, f in events:
+        end = max(end, t)
         c = counts.setdefault(hart, {})
-        label = kind
-        if kind == "trap":
-            label = f"trap cause {f['cause']}"
-        elif kind == "irq":
-            label = f"irq cause {f['cause']}"
-        elif kind == "sbi":
-            label = f"sbi {f['eid']:#x}"
+        label = event_label(kind, f)
         c[label] = c.get(label, 0) + 1
         if kind == "syscall":
-            span = Span(f["num"], f["thread"], hart, t)
+            span = Span(f["num"], f["thread"], hart, t, epc=f.get("epc"))
             spans.append(span)
             pending[hart] = span
             open_by_thread[f["thread"]] = span
@@ -82,12 +150,28 @@ def analyse(events: Iterable[Event]) -> Analysis:
                     continue
                 instances[key] = span
             span.stages.append((f["stage"], t, hart))
+            if "pc" in f:
+                span.pc = f["pc"]
+            if isinstance(f.get("pid"), int):
+                span.pid = f["pid"]
+        elif kind == "ipi":
+            last_ipi_from[f.get("to", -1)] = hart
         elif kind == "hart":
             if f["state"] == "park":
                 parked_at[hart] = t
             elif f["state"] == "unpark" and hart in parked_at:
-                parks.setdefault(hart, []).append((parked_at.pop(hart), t))
-    return Analysis(spans, parks, counts)
+                t0 = parked_at.pop(hart)
+                parks.setdefault(hart, []).append((t0, t))
+                waits.setdefault(hart, []).append(Wait(t0, t, _why(f.get("why"), last_ipi_from.get(hart))))
+    return Analysis(spans, parks, counts, waits, end, dict(parked_at))
+
+
+def _why(reasons: list[str] | None, ipi_from: int | None) -> str:
+    if not reasons:
+        return "unknown"
+    names = {"ipi": f"IPI from hart {ipi_from}" if ipi_from is not None else "IPI",
+             "timer": "its timer", "device": "device interrupt"}
+    return " + ".join(names.get(r, r) for r in reasons)
 
 
 def idle_within(parks: list[tuple[int, int]], t0: int, t1: int) -> int:

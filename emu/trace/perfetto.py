@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from emu.trace.analysis import Analysis, Event
+from emu.trace.analysis import Analysis, Event, event_label
+from emu.trace.names import syscall_name
 
 PID = 1
 
@@ -18,7 +19,9 @@ def _us(ns: int) -> float:
     return round(ns / 1000, 3)
 
 
-def chrome_events(events: Iterable[Event], analysis: Analysis, harts: int) -> list[dict[str, Any]]:
+def chrome_events(events: Iterable[Event], analysis: Analysis, harts: int,
+                  names: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """The Perfetto events; `names`: a profile's own system call names (beside Linux's)."""
     out: list[dict[str, Any]] = [{"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "emu"}}]
     executing = {h for s in analysis.spans for _, _, h in s.stages if h != s.hart}
     for h in range(harts):
@@ -29,15 +32,19 @@ def chrome_events(events: Iterable[Event], analysis: Analysis, harts: int) -> li
         if kind in ("syscall", "sysret", "stage"):
             continue
         args = {k: (hex(v) if isinstance(v, int) and k in ("epc", "tval", "pc", "eid") else v) for k, v in f.items()}
-        name = {"trap": f"trap {f.get('cause')}", "irq": f"irq {f.get('cause')}", "sbi": f"sbi {f.get('eid', 0):#x}",
-                "ipi": f"ipi -> hart{f.get('to')}", "hart": f"hart {f.get('state')}"}.get(kind, kind)
+        if kind == "ipi":
+            name = f"IPI -> hart{f.get('to')}"
+        elif kind == "hart" and f.get("why"):
+            name = f"{event_label(kind, f)} ({', '.join(f['why'])})"
+        else:
+            name = event_label(kind, f)
         out.append({"ph": "i", "s": "t", "pid": PID, "tid": hart, "ts": _us(t), "name": name, "cat": kind,
                     "args": args})
     flow = 0
     for span in analysis.spans:
         if span.end is not None:
             out.append({"ph": "X", "pid": PID, "tid": span.hart, "ts": _us(span.start),
-                        "dur": _us(span.end - span.start), "name": f"syscall {span.num}", "cat": "syscall",
+                        "dur": _us(span.end - span.start), "name": syscall_name(span.num, names), "cat": "syscall",
                         "args": {"num": span.num, "ret": span.ret, "thread": span.thread}})
         pending_flow: int | None = None
         for name, t0, t1, h0, h1 in span.intervals():

@@ -12,6 +12,7 @@ A profile (TOML) describes a kernel's offload protocol as data:
     symbol = "ref_submit"     # or: line = "offload.c:37" | inline = "fn" | watch = "sym+8", size = 8
     key = "a0"                # correlation key: ties the stages of one call together
     fields = { num = "[a0+8]", pid = "[a0+88]:4" }
+    syscalls = { 500 = "gettime" }                 # names for the kernel's own numbers (optional)
 
 Symbol names may contain `*` (a glob over demangled names).  Expressions: a register (`a0`, `tp`, `sp`...), or `[reg+off]` / `[reg+off]:N` for N bytes
 of memory (default 8) at a virtual address.  Symbols may be given demangled: Rust legacy
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emu.errors import EmuError
+from loader.demangle import demangle  # noqa: F401 - also this module's public name
 from loader.symbols import Symbols
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
@@ -76,6 +78,7 @@ class Profile:
     handoffs: list[tuple[str, str]]
     points: list[Point]
     detect: list[str]
+    syscalls: dict[int, str] = field(default_factory=dict)  # the kernel's own numbers (Linux's are built in)
 
 
 def builtin_names() -> list[str]:
@@ -101,7 +104,8 @@ def load_profile(spec: str) -> Profile:
                                 watch=p.get("watch"), size=int(p.get("size", 8))))
         return Profile(name=data.get("name", path.stem), stages=list(data.get("stages", [])),
                        handoffs=[tuple(h) for h in data.get("handoffs", [])],  # type: ignore[misc]
-                       points=points, detect=list(data.get("detect", [])))
+                       points=points, detect=list(data.get("detect", [])),
+                       syscalls={int(k): str(v) for k, v in data.get("syscalls", {}).items()})
     except (KeyError, TypeError, ValueError) as err:
         raise EmuError(f"trace profile {path}: malformed ({err})") from None
 
@@ -114,27 +118,6 @@ def auto_profile(symbols: Symbols) -> Profile | None:
         if prof.detect and all(index.find(s) is not None for s in prof.detect):
             return prof
     return None
-
-
-def demangle(name: str) -> str:
-    """Rust legacy mangling (`_ZN3foo3bar17h0123456789abcdefE`) -> `foo::bar`."""
-    if not (name.startswith("_ZN") and name.endswith("E")):
-        return name
-    parts, i, body = [], 0, name[3:-1]
-    while i < len(body) and body[i].isdigit():
-        j = i
-        while j < len(body) and body[j].isdigit():
-            j += 1
-        n = int(body[i:j])
-        parts.append(body[j:j + n])
-        i = j + n
-    if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
-        parts.pop()
-    out = "::".join(parts)
-    for esc, ch in (("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$C$", ","), ("$RF$", "&"),
-                    ("$BP$", "*"), ("$u7b$", "{"), ("$u7d$", "}"), ("$u27$", "'"), ("..", "::")):
-        out = out.replace(esc, ch)
-    return out
 
 
 class SymbolIndex:

@@ -1,9 +1,14 @@
-"""`emu trace report`: latency per stage and per system call, hand-offs, exits per hart."""
+"""`emu trace report`: latency per stage and per system call, hand-offs, exits per hart.
+
+The summary is data first (`summarise`, also what `--json` prints and `--compare` lines
+up), text second (`format_report`).
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
-from emu.trace.analysis import Analysis, analyse, idle_within
+from emu.trace.analysis import Analysis, Span, analyse
+from emu.trace.names import syscall_name
 
 
 def _pct(values: list[int], q: float) -> int:
@@ -18,9 +23,54 @@ def stats(values: list[int]) -> dict[str, float]:
             "p99": _pct(values, 0.99), "max": max(values)}
 
 
+def syscall_names(emu: dict[str, Any]) -> dict[int, str]:
+    """A profile's own system call names (e.g. the reference guest's 500+)."""
+    profile = emu.get("profile") or {}
+    return {int(k): str(v) for k, v in (profile.get("syscalls") or {}).items()}
+
+
+def _handoffs(a: Analysis, done: list[Span], pairs: list[list[str]]) -> dict[str, dict[str, Any]]:
+    """Each profile hand-off: its latency, the receiver's WFI time inside it, what ended the wait."""
+    out: dict[str, dict[str, Any]] = {}
+    for src, dst in pairs:
+        times, idle = [], []
+        ended: dict[str, list[int]] = {}
+        for s in done:
+            pts = {name: (t, h) for name, t, h in s.stages}
+            if src in pts and dst in pts:
+                (t0, _h0), (t1, h1) = pts[src], pts[dst]
+                times.append(t1 - t0)
+                wfi, why = a.wait_in(h1, t0, t1)
+                idle.append(wfi)
+                ended.setdefault(why, []).append(wfi)
+        out[f"{src}->{dst}"] = {
+            "latency": stats(times), "receiver_idle_wfi": stats(idle),
+            "wait_ended_by": {k: {"count": len(v), "mean_idle": sum(v) / len(v)}
+                              for k, v in sorted(ended.items(), key=lambda kv: -len(kv[1]))},
+        }
+    return out
+
+
+def in_flight(a: Analysis, names: dict[int, str]) -> list[dict[str, Any]]:
+    """The requests still open at the end of the trace: where each one got to, and for how long."""
+    out = []
+    for s in a.in_flight():
+        if syscall_name(s.num, names).split(" (")[0] in NO_RETURN_NAMES:
+            continue
+        stage, t, hart = s.points[-1]
+        out.append({"num": s.num, "name": syscall_name(s.num, names), "thread": s.thread, "pid": s.pid,
+                    "hart": s.hart, "since_ns": s.start, "last_stage": stage, "stage_hart": hart,
+                    "pc": s.pc if stage != "syscall" else s.epc, "waited_ns": a.end_ns - t,
+                    "age_ns": a.end_ns - s.start})
+    return out
+
+
 def summarise(emu: dict[str, Any]) -> dict[str, Any]:
     """Everything the report prints, as data (also what --compare lines up)."""
+    from emu.trace.threads import per_thread
+
     a: Analysis = analyse(tuple(e) for e in emu["events"])  # type: ignore[misc]
+    names = syscall_names(emu)
     done = [s for s in a.spans if s.end is not None]
     by_num: dict[int, list[int]] = {}
     for s in done:
@@ -31,55 +81,89 @@ def summarise(emu: dict[str, Any]) -> dict[str, Any]:
         total += s.end - s.start  # type: ignore[operator]
         for name, t0, t1, _h0, _h1 in s.intervals():
             intervals.setdefault(name, []).append(t1 - t0)
-    handoffs: dict[str, dict[str, Any]] = {}
     profile = emu.get("profile") or {}
-    for src, dst in profile.get("handoffs", []):
-        times, idle = [], []
-        for s in done:
-            pts = {name: (t, h) for name, t, h in s.stages}
-            if src in pts and dst in pts:
-                (t0, _h0), (t1, h1) = pts[src], pts[dst]
-                times.append(t1 - t0)
-                idle.append(idle_within(a.parks.get(h1, []), t0, t1))
-        handoffs[f"{src}->{dst}"] = {"latency": stats(times), "receiver_idle_wfi": stats(idle)}
     return {
         "spans": len(done),
-        "per_syscall": {str(n): stats(v) for n, v in sorted(by_num.items())},
+        "truncated": bool(emu.get("truncated")),
+        "end_ns": a.end_ns,
+        "per_syscall": {str(n): {**stats(v), "name": syscall_name(n, names)} for n, v in sorted(by_num.items())},
         "per_interval": {k: {**stats(v), "share": (sum(v) / total if total else 0.0)} for k, v in intervals.items()},
-        "handoffs": handoffs,
+        "handoffs": _handoffs(a, done, profile.get("handoffs", [])),
         "per_hart": {str(h): dict(sorted(c.items())) for h, c in sorted(a.counts.items())},
+        "per_thread": per_thread(a, names),
+        "in_flight": in_flight(a, names),
         "mmio": {k: v for k, v in emu.get("stats", {}).get("mmio", {}).items() if v},
     }
 
 
+NAME_W = 30
+NO_RETURN_NAMES = {"exit", "exit_group", "poweroff", "reboot"}  # open at the end by design
+
+
 def _row(name: str, st: dict[str, float], extra: str = "") -> str:
-    return (f"  {name:<24} {st['count']:>7} {st['mean']:>12.0f} {st['p50']:>10.0f} {st['p99']:>10.0f} "
+    return (f"  {name:<{NAME_W}} {st['count']:>7} {st['mean']:>12.0f} {st['p50']:>10.0f} {st['p99']:>10.0f} "
             f"{st['max']:>10.0f}{extra}")
 
 
-HEADER = f"  {'':<24} {'count':>7} {'mean ns':>12} {'p50':>10} {'p99':>10} {'max':>10}"
+HEADER = f"  {'':<{NAME_W}} {'count':>7} {'mean ns':>12} {'p50':>10} {'p99':>10} {'max':>10}"
+HIDDEN_LABELS = ("stage", "syscall", "sysret")
+
+
+def format_in_flight(rows: list[dict[str, Any]], prefix: str = "  ") -> list[str]:
+    out = []
+    for r in rows:
+        who = f"pid {r['pid']}" if r.get("pid") is not None else f"thread {r['thread']}"
+        pc = f" pc {r['pc']:#x}" if isinstance(r.get("pc"), int) else ""
+        out.append(f"{prefix}{r['name']} from {who} on hart {r['hart']}: last stage {r['last_stage']} "
+                   f"on hart {r['stage_hart']}{pc}, waiting {r['waited_ns']} ns since (made {r['age_ns']} ns ago)")
+    return out
+
+
+def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns: int, prefix: str) -> list[str]:
+    """Lines for a hang/timeout/signal report: the open requests, their stage pc named by `symbols`."""
+    a = analyse(events)
+    a.end_ns = max(a.end_ns, now_ns)
+    rows = in_flight(a, profile.syscalls if profile is not None else {})
+    if not rows:
+        return []
+    lines = [f"{prefix}requests in flight: {len(rows)}"]
+    for r, line in zip(rows, format_in_flight(rows, prefix + "  ")):
+        where = symbols.describe(r["pc"]) if isinstance(r.get("pc"), int) else None
+        lines.append(line + (f" <{where}>" if where else ""))
+    return lines
 
 
 def format_report(s: dict[str, Any], title: str = "") -> str:
-    lines = [f"emu trace report{(' - ' + title) if title else ''}: {s['spans']} system calls"]
-    lines += ["", "per system call number (span: U-mode ecall -> return to U-mode):", HEADER]
-    lines += [_row(f"syscall {n}", st) for n, st in s["per_syscall"].items()]
+    from emu.trace.threads import format_threads
+
+    lines = [f"emu trace report{(' - ' + title) if title else ''}: {s['spans']} system calls"
+             + (" (truncated trace)" if s.get("truncated") else "")]
+    lines += ["", "per system call (span: U-mode ecall -> return to U-mode):", HEADER]
+    lines += [_row(st.get("name", f"syscall {n}"), st) for n, st in s["per_syscall"].items()]
     lines += ["", "per stage interval (virtual ns; share of all end-to-end latency):", HEADER]
     lines += [_row(k, st, f"  {100 * st['share']:5.1f}%") for k, st in s["per_interval"].items()]
     if s["handoffs"]:
-        lines += ["", "cross-hart hand-offs (and how long the receiving hart sat in WFI inside them):", HEADER]
+        lines += ["", "cross-hart hand-offs (how long the receiving hart sat in WFI inside them, "
+                      "and what ended its wait):", HEADER]
         for k, h in s["handoffs"].items():
             lines.append(_row(k, h["latency"]))
             lines.append(_row("  receiver idle (WFI)", h["receiver_idle_wfi"]))
+            for why, w in h.get("wait_ended_by", {}).items():
+                lines.append(f"    wait ended by {why}: {w['count']} (mean {w['mean_idle']:.0f} ns in WFI)")
         if any(h["latency"]["count"] and h["latency"]["p50"] < 0 or h["latency"]["mean"] < 0
                for h in s["handoffs"].values()):
             lines.append("  note: negative hand-offs mean the receiving hart saw a shared-memory write made later in")
             lines.append("  virtual time in the same scheduling round (polling, no IPI); use a smaller --quantum.")
-    lines += ["", "exits per hart (SBI calls, traps, interrupts, IPIs):"]
+    if s.get("per_thread"):
+        lines += ["", *format_threads(s["per_thread"], brief=True)]
+    lines += ["", "exits per hart (SBI calls, traps, interrupts, IPIs, WFI):"]
     for h, c in s["per_hart"].items():
-        lines.append(f"  hart {h}: " + ", ".join(f"{k} {v}" for k, v in c.items() if k not in ("stage", "syscall", "sysret")))
+        lines.append(f"  hart {h}: " + ", ".join(f"{k} {v}" for k, v in c.items() if k not in HIDDEN_LABELS))
     if s["mmio"]:
         lines.append("  MMIO accesses (all harts): " + ", ".join(f"{k} {v}" for k, v in s["mmio"].items()))
+    flight = s.get("in_flight") or []
+    lines += ["", f"requests in flight at the end of the trace ({s.get('end_ns', 0)} ns): {len(flight) or 'none'}"]
+    lines += format_in_flight(flight)
     return "\n".join(lines)
 
 
@@ -96,7 +180,8 @@ def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: st
         return f"  {label:<28} {fx} {fy} {ratio}"
 
     for n in sorted(set(a["per_syscall"]) | set(b["per_syscall"]), key=int):
-        lines.append(row(f"syscall {n}", a["per_syscall"].get(n), b["per_syscall"].get(n)))
+        x, y = a["per_syscall"].get(n), b["per_syscall"].get(n)
+        lines.append(row((x or y or {}).get("name", f"syscall {n}"), x, y))
     for k in list(dict.fromkeys([*a["per_interval"], *b["per_interval"]])):
         lines.append(row(k, a["per_interval"].get(k), b["per_interval"].get(k)))
     return "\n".join(lines)

@@ -101,7 +101,24 @@ class Tracer:
 
     def on_hart(self, hart: "Hart", state: str) -> None:
         if self.log.wants("hart"):
-            self.emit(hart, "hart", {"state": state})
+            fields: dict[str, Any] = {"state": state}
+            if state == "unpark":  # what ended the WFI: the scheduler has just raised these lines
+                fields["why"] = self.wake_reasons(hart)
+            self.emit(hart, "hart", fields)
+
+    def wake_reasons(self, hart: "Hart") -> list[str]:
+        """The pending interrupt lines (among those the hart waits for) that woke it."""
+        cpu = self.cpu
+        pending = hart.parked_mip
+        if hart.stip:
+            pending |= cpu.IRQ_TIMER
+        if hart.seip:
+            pending |= cpu.IRQ_EXTERNAL
+        if hart.ssip_pending:
+            pending |= cpu.IRQ_SOFT
+        pending &= hart.wake_mask or pending
+        return [name for bit, name in ((cpu.IRQ_SOFT, "ipi"), (cpu.IRQ_TIMER, "timer"),
+                                       (cpu.IRQ_EXTERNAL, "device")) if pending & bit]
 
     # -- code hooks -------------------------------------------------------------------------------
     def _thread(self) -> str:

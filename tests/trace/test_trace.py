@@ -85,13 +85,13 @@ def test_report_and_compare(refguest_elf, tmp_path):
     traced(refguest_elf, "poll", tmp_path / "poll.json")
     rep = subprocess.run(emu_cmd("trace", "report", str(tmp_path / "poll.json")), capture_output=True, text=True)
     assert rep.returncode == 0, rep.stderr
-    assert f"syscall {BENCH_SYSCALL}" in rep.stdout
+    assert f"getpid ({BENCH_SYSCALL})" in rep.stdout
     for k in ("submit->pickup", "wake->resume", "receiver idle (WFI)", "hart 0:", "hart 1:"):
         assert k in rep.stdout
     cmp = subprocess.run(emu_cmd("trace", "report", str(tmp_path / "off.json"), "--compare",
                                  str(tmp_path / "poll.json")), capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stderr
-    line = next(ln for ln in cmp.stdout.splitlines() if ln.strip().startswith(f"syscall {BENCH_SYSCALL} "))
+    line = next(ln for ln in cmp.stdout.splitlines() if ln.strip().startswith(f"getpid ({BENCH_SYSCALL}) "))
     cols = line.split()
     assert len(cols) == 5 and float(cols[2]) > 0 and float(cols[3]) > 0  # both columns and a ratio
     assert "off.json" in cmp.stdout and "poll.json" in cmp.stdout
