@@ -15,6 +15,7 @@ APT_PACKAGES=(
   make binutils-riscv64-unknown-elf gcc-riscv64-unknown-elf   # tests/cpu guests, the reference guest
   cmake patch                                                 # the patched Unicorn (patches/unicorn)
   u-boot-qemu                                                 # Debian's U-Boot as a guest
+  qemu-utils                                                  # qemu-img: qcow2 drives of the QEMU front end
   gdb-multiarch                                               # tests/debug drive the real GDB
   libslirp0                                                   # --net user (QEMU's user-mode network)
   iproute2                                                    # the TAP test makes its own network namespace

@@ -16,7 +16,7 @@ from emu.smp.clock import BYTES_PER_INSN, VirtualClock
 from emu.smp.hart import NO_DEADLINE, Hart, HsmState
 
 
-SPIN_SLICE_BYTES = 500 * BYTES_PER_INSN  # what others run before a polling hart looks again
+SPIN_SLICE_BYTES = 200 * BYTES_PER_INSN  # what others run before a polling hart looks again
 
 
 class Cpu(Protocol):

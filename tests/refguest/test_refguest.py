@@ -246,8 +246,8 @@ def test_ps(boot, mode: str) -> None:
 def test_spin_beside_the_shell(boot, mode: str) -> None:
     """A CPU-bound task in the background; timer preemption keeps the shell answering."""
     g = boot(mode)
-    out = g.run("spin 1500 &")
-    m = re.fullmatch(r"\[(\d+)\] spin 1500\r\n", out)
+    out = g.run("spin 300 &")
+    m = re.fullmatch(r"\[(\d+)\] spin 300\r\n", out)
     assert m, out
     spin = int(m.group(1))
     assert g.run("hello") == f"hello, world! (pid {spin + 1})\r\n"
@@ -257,7 +257,7 @@ def test_spin_beside_the_shell(boot, mode: str) -> None:
     assert re.search(r"^\s*1\s+0\s+syscall wait\s+shell\s*$", out, re.M), out
     assert "spin: done" not in g.transcript, "spin ended before the shell answered"
     g.run("wait")
-    assert "spin: done after 1500 ms\r\n" in g.transcript
+    assert "spin: done after 300 ms\r\n" in g.transcript
     assert f"[{spin}] done, exit 0\r\n" in g.transcript
     assert g.transcript.index("spin: done") > listed_at, "spin finished before ps listed it"
     assert g.poweroff() == 0
