@@ -37,23 +37,35 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
     return init, ok, child.before.decode(errors="replace")
 
 
+def commands(smp: int, append: str = APPEND, emu_args: tuple[str, ...] = ()) -> tuple[list[str], list[str] | None]:
+    """The emu (with --stats and emu_args) and QEMU command lines booting the Linux guest;
+    QEMU's is None when qemu-system-riscv64 is not installed."""
+    image, initrd = BUILD / "Image", BUILD / "initramfs.cpio.gz"
+    if not image.exists():
+        sys.exit("build the kernel first: make -C images/linux")
+    common = ["-smp", str(smp), "-m", "256M", "-kernel", str(image), "-initrd", str(initrd), "-append", append]
+    emu = [sys.executable, "-m", "emu", "run", "--stats", *emu_args, *common]
+    qemu_bin = shutil.which("qemu-system-riscv64")
+    qemu = [qemu_bin, "-M", "virt", "-nographic", "-bios", "default", "-cpu", QEMU_CPU, *common] if qemu_bin else None
+    return emu, qemu
+
+
+def stats_of(tail: str) -> dict:
+    """emu's --stats JSON: the last line of the console (stderr shares the pty)."""
+    return json.loads(tail.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--smp", type=int, default=2)
     args = ap.parse_args()
-    image, initrd = BUILD / "Image", BUILD / "initramfs.cpio.gz"
-    if not image.exists():
-        sys.exit("build the kernel first: make -C images/linux")
-    common = ["-smp", str(args.smp), "-m", "256M", "-kernel", str(image), "-initrd", str(initrd), "-append", APPEND]
-    emu = [sys.executable, "-m", "emu", "run", "--stats", *common]
-    qemu_bin = shutil.which("qemu-system-riscv64")
-    qemu = [qemu_bin, "-M", "virt", "-nographic", "-bios", "default", "-cpu", QEMU_CPU, *common] if qemu_bin else None
+    emu, qemu = commands(args.smp)
     e_runs, q_runs, stats = [], [], {}
     for _ in range(args.runs):
         init, ok, tail = timed(emu)
         e_runs.append((init, ok))
-        stats = json.loads(tail.strip().splitlines()[-1])
+        stats = stats_of(tail)
         if qemu:
             q_runs.append(timed(qemu)[:2])
     e_init, e_ok = (statistics.median(r[i] for r in e_runs) for i in (0, 1))

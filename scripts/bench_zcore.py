@@ -18,14 +18,29 @@ import pexpect
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\[\s*\d+\.\d+\s")
 
 
-def boot(cmd: list[str]) -> tuple[float, str]:
+def to_prompt(cmd: list[str]) -> tuple[pexpect.spawn, float]:
+    """Starts cmd; returns the child at its first `/ # ` and the host seconds that took."""
     t = time.perf_counter()
     child = pexpect.spawn(cmd[0], cmd[1:], timeout=120)
     child.expect_exact("/ # ")
-    took = time.perf_counter() - t
+    return child, time.perf_counter() - t
+
+
+def boot(cmd: list[str]) -> tuple[float, str]:
+    child, took = to_prompt(cmd)
     console = child.before.decode(errors="replace")
     child.close(force=True)
     return took, console
+
+
+def commands(kernel: str, initrd: str, smp: str) -> tuple[list[str], list[str] | None]:
+    """The emu and QEMU command lines booting zCore; QEMU's is None when not installed."""
+    emu = [sys.executable, "-m", "emu", "run", "--smp", smp, "-m", "2G", "--linux", "--kernel", kernel,
+           "--initrd", initrd, "--timeout", "120"]
+    qemu_bin = shutil.which("qemu-system-riscv64")
+    qemu = [qemu_bin, "-machine", "virt", "-bios", "default", "-m", "2G", "-smp", smp, "-kernel", kernel,
+            "-initrd", initrd, "-append", "LOG=warn", "-nographic", "-no-reboot"] if qemu_bin else None
+    return emu, qemu
 
 
 def main() -> None:
@@ -33,11 +48,7 @@ def main() -> None:
     if not (kernel and initrd):
         sys.exit("set EMU_ZCORE_KERNEL and EMU_ZCORE_INITRD")
     smp = sys.argv[1] if len(sys.argv) > 1 else "2"
-    emu = [sys.executable, "-m", "emu", "run", "--smp", smp, "-m", "2G", "--linux", "--kernel", kernel,
-           "--initrd", initrd, "--timeout", "120"]
-    qemu_bin = shutil.which("qemu-system-riscv64")
-    qemu = [qemu_bin, "-machine", "virt", "-bios", "default", "-m", "2G", "-smp", smp, "-kernel", kernel,
-            "-initrd", initrd, "-append", "LOG=warn", "-nographic", "-no-reboot"] if qemu_bin else None
+    emu, qemu = commands(kernel, initrd, smp)
     e_runs, q_runs = [], []
     for _ in range(3):
         e_runs.append(boot(emu))

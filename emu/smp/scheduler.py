@@ -144,7 +144,9 @@ class Scheduler:
                         and (only is None or h.id in only)]
             waiting = [h for h in self.harts if h.state in (HsmState.STARTED, HsmState.SUSPENDED)]
             if not runnable:
-                deadline = min((h.deadline for h in waiting), default=NO_DEADLINE)
+                # A hart whose timer already fired (stip) waits for its next set_timer, not
+                # for this deadline: skipping "to" it would never move the clock.
+                deadline = min((h.deadline for h in waiting if not h.stip), default=NO_DEADLINE)
                 if deadline != NO_DEADLINE:
                     # On a terminal, idle time passes in real time (as on QEMU: no host CPU
                     # burnt while a shell waits for a key); otherwise jump to the deadline.

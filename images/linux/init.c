@@ -7,8 +7,13 @@
  * 1. Mounts /proc, /sys and devtmpfs on /dev.
  * 2. Runs the self-checks, one console line each ("check NAME: ..."), then
  *    "selftest: ok" or "selftest: FAIL <check>...".
- * 3. If the kernel command line has emu.selftest=poweroff, powers off through
+ * 3. With emu.work=N on the kernel command line, runs the cross-CPU system
+ *    call workload ("work ..." lines, then "work: ok" or "work: FAIL ...").
+ * 4. If the kernel command line has emu.selftest=poweroff, powers off through
  *    reboot(2) (SBI SRST). Otherwise offers a "linux> " prompt on the console.
+ *
+ * Run as "/init true [K]" by anything but the kernel, it exits at once with
+ * status K (the workload's fork+exec target).
  *
  * PID 1 must never exit (the kernel would panic), so every path ends in
  * power_off(), which never returns.
@@ -19,6 +24,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +35,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CPUS 64
@@ -97,17 +104,26 @@ static int refresh_online(void)
     return nonline > 0 ? 0 : -1;
 }
 
+/* Looks for a space-separated word of /proc/cmdline that is `word` (exact) or
+ * starts with it (!exact). Returns the rest of that word (in buf), or NULL. */
+static const char *cmdline_find(const char *word, int exact, char *buf, size_t size)
+{
+    if (read_text("/proc/cmdline", buf, size) < 0)
+        return NULL;
+    size_t len = strlen(word);
+    for (char *p = buf; (p = strstr(p, word)) != NULL; p += len)
+        if ((p == buf || p[-1] == ' ') && (!exact || p[len] == '\0' || p[len] == ' ')) {
+            p[len + strcspn(p + len, " ")] = '\0';
+            return p + len;
+        }
+    return NULL;
+}
+
 /* Is `word` one of the space-separated words of /proc/cmdline? */
 static int cmdline_has(const char *word)
 {
     char buf[4096];
-    if (read_text("/proc/cmdline", buf, sizeof buf) < 0)
-        return 0;
-    size_t len = strlen(word);
-    for (char *p = buf; (p = strstr(p, word)) != NULL; p += len)
-        if ((p == buf || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
-            return 1;
-    return 0;
+    return cmdline_find(word, 1, buf, sizeof buf) != NULL;
 }
 
 static void power_off(void) __attribute__((noreturn));
@@ -490,6 +506,447 @@ static int selftest(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Workload: cross-CPU system calls ("work N", emu.work=N)                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * Syscall-heavy SMP load for benchmarking (scripts/bench_harts.py): every part
+ * bounces between the first and the last online CPU, so on 2 harts nearly
+ * every step is a wakeup of a task on the other hart (an IPI) or a context
+ * switch. Each part prints one line with its counts and a checksum of the
+ * values exchanged, computed in a fixed order: the output depends on N and the
+ * number of CPUs only, never on timing.
+ */
+
+#define WORK_DEFAULT_N 10UL
+#define WORK_MAX_N 100000UL
+/* Iterations per unit of N. */
+#define WORK_PIPE_ROUNDS 200UL     /* pipe ping-pong round trips */
+#define WORK_FUTEX_ROUNDS 200UL    /* condvar ping-pong round trips, and mutex increments per thread */
+#define WORK_EXECS 2UL             /* fork + exec of /init */
+#define WORK_SIGNAL_ROUNDS 100UL   /* sigqueue/sigwaitinfo round trips */
+#define WORK_CLOCK_CALLS 1000UL    /* clock_gettime calls per CPU */
+#define WORK_YIELDS 100UL          /* sched_yield calls per thread, two threads per CPU */
+
+#define MIX_INIT 0xcbf29ce484222325ULL
+
+/* Order-dependent 64-bit checksum step (FNV-1a on words, with a fold). */
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h = (h ^ v) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+/* The two CPUs the ping-pong parts use (the same one on a uniprocessor). */
+static int work_cpu[2];
+
+static int pin_to(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);  /* 0: the calling thread */
+}
+
+/* Results a child process hands back to PID 1. */
+struct work_result {
+    uint64_t count;
+    uint64_t sum;
+    char error[96];
+};
+
+static struct work_result *shared_result(void)
+{
+    void *p = mmap(NULL, sizeof(struct work_result), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : memset(p, 0, sizeof(struct work_result));
+}
+
+static void set_error(char *error, size_t size, const char *what)
+{
+    if (!error[0])
+        snprintf(error, size, "%s: %s", what, errno ? strerror(errno) : "wrong value");
+}
+#define FAIL_IN(r, what) set_error((r)->error, sizeof (r)->error, what)
+
+/* Waits for a child; records a failure in r unless it exited with status 0. */
+static void reap(pid_t pid, struct work_result *r, const char *who)
+{
+    int status;
+    errno = 0;
+    if (pid <= 0)
+        return;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        FAIL_IN(r, who);
+}
+
+/* Prints the part's line; returns 0 if it passed. */
+static int work_report(const char *part, struct work_result *r, uint64_t want, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int ok = !r->error[0] && r->count == want;
+    printf("work %s: %s, checksum %016llx %s%s%s\n", part, what, (unsigned long long)r->sum,
+           ok ? "ok" : "FAIL", r->error[0] ? " - " : "", r->error);
+    return ok ? 0 : -1;
+}
+
+/* Pipes: a driver on one CPU writes i, an echo process on the other CPU
+ * answers f(i) on a second pipe. */
+static uint64_t pipe_reply(uint64_t v)
+{
+    return v * 0x9e3779b97f4a7c15ULL + 1;
+}
+
+static int work_pipes(unsigned long rounds)
+{
+    struct work_result *r = shared_result();
+    int ab[2], ba[2];
+    if (!r || pipe(ab) != 0 || pipe(ba) != 0) {
+        printf("work pipes: setup: %s FAIL\n", strerror(errno));
+        return -1;
+    }
+    fflush(stdout);
+    pid_t echo = fork();
+    if (echo == 0) {
+        close(ab[1]);
+        close(ba[0]);
+        if (pin_to(work_cpu[1]) != 0)
+            _exit(2);
+        uint64_t v;
+        ssize_t n;
+        while ((n = read(ab[0], &v, sizeof v)) == (ssize_t)sizeof v) {
+            v = pipe_reply(v);
+            if (write(ba[1], &v, sizeof v) != (ssize_t)sizeof v)
+                _exit(3);
+        }
+        _exit(n == 0 ? 0 : 4);
+    }
+    pid_t driver = echo < 0 ? -1 : fork();
+    if (driver == 0) {
+        close(ab[0]);
+        close(ba[1]);
+        if (pin_to(work_cpu[0]) != 0)
+            FAIL_IN(r, "setaffinity");
+        uint64_t h = MIX_INIT;
+        for (uint64_t i = 0; i < rounds && !r->error[0]; i++) {
+            uint64_t v = i, back;
+            errno = 0;
+            if (write(ab[1], &v, sizeof v) != (ssize_t)sizeof v)
+                FAIL_IN(r, "write");
+            else if (read(ba[0], &back, sizeof back) != (ssize_t)sizeof back)
+                FAIL_IN(r, "read");
+            else if (back != pipe_reply(i))
+                FAIL_IN(r, "reply");
+            else {
+                h = mix(h, back);
+                r->count++;
+            }
+        }
+        r->sum = h;
+        _exit(0);  /* closing ab[1] ends the echo loop */
+    }
+    if (echo < 0 || driver < 0)
+        FAIL_IN(r, "fork");
+    close(ab[0]);
+    close(ab[1]);
+    close(ba[0]);
+    close(ba[1]);
+    reap(driver, r, "driver");
+    reap(echo, r, "echo");
+    int ret = work_report("pipes", r, rounds, "%lu round trips cpu %d<->%d", rounds, work_cpu[0], work_cpu[1]);
+    munmap(r, sizeof *r);
+    return ret;
+}
+
+/* Futexes: two threads pinned on the two CPUs hand a turn back and forth
+ * under a mutex and condition variable, then both hammer one mutex. */
+struct pingpong {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned long rounds;
+    uint64_t turn;      /* handoffs so far; side turn % 2 may go */
+    uint64_t sum;
+    uint64_t counter;   /* contended increments */
+    int failed;
+};
+
+struct pp_side {
+    struct pingpong *pp;
+    int side;
+};
+
+static void *pingpong_thread(void *arg)
+{
+    struct pp_side *me = arg;
+    struct pingpong *pp = me->pp;
+    if (pin_to(work_cpu[me->side]) != 0)
+        __atomic_store_n(&pp->failed, 1, __ATOMIC_RELAXED);
+    for (unsigned long i = 0; i < pp->rounds; i++) {
+        pthread_mutex_lock(&pp->lock);
+        while (pp->turn % 2 != (uint64_t)me->side)
+            pthread_cond_wait(&pp->cond, &pp->lock);
+        pp->sum = mix(pp->sum, pp->turn * 2 + (uint64_t)me->side);
+        pp->turn++;
+        pthread_cond_signal(&pp->cond);
+        pthread_mutex_unlock(&pp->lock);
+    }
+    for (unsigned long i = 0; i < pp->rounds; i++) {
+        pthread_mutex_lock(&pp->lock);
+        pp->counter++;
+        pthread_mutex_unlock(&pp->lock);
+    }
+    return NULL;
+}
+
+static int work_futex(unsigned long rounds)
+{
+    struct pingpong pp = { .rounds = rounds, .sum = MIX_INIT };
+    struct pp_side sides[2] = { { &pp, 0 }, { &pp, 1 } };
+    struct work_result r = { 0 };
+    pthread_t tid[2];
+    int started = 0;
+    pthread_mutex_init(&pp.lock, NULL);
+    pthread_cond_init(&pp.cond, NULL);
+    for (; started < 2; started++)
+        if (pthread_create(&tid[started], NULL, pingpong_thread, &sides[started]) != 0)
+            break;
+    if (started < 2) {
+        /* The lone thread would wait for its turn forever: give it every turn. */
+        printf("work futex: pthread_create failed FAIL\n");
+        fflush(stdout);
+        power_off();
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(tid[i], NULL);
+    pthread_cond_destroy(&pp.cond);
+    pthread_mutex_destroy(&pp.lock);
+    r.sum = pp.sum;
+    r.count = pp.turn == 2 * rounds && pp.counter == 2 * rounds ? rounds : 0;
+    if (pp.failed)
+        snprintf(r.error, sizeof r.error, "setaffinity failed");
+    return work_report("futex", &r, rounds, "%lu condvar round trips cpu %d<->%d, mutex %llu/%lu",
+                       rounds, work_cpu[0], work_cpu[1], (unsigned long long)pp.counter, 2 * rounds);
+}
+
+/* fork + exec: each child, pinned on the CPUs in turn, execs "/init true K",
+ * which exits at once with status K. */
+static int work_exec(unsigned long count)
+{
+    struct work_result r = { .sum = MIX_INIT };
+    fflush(stdout);
+    for (unsigned long i = 0; i < count && !r.error[0]; i++) {
+        int want = (int)(i * 37 % 101);
+        pid_t pid = fork();
+        if (pid == 0) {
+            char arg[16];
+            snprintf(arg, sizeof arg, "%d", want);
+            if (pin_to(online[i % (unsigned long)nonline]) != 0)
+                _exit(125);
+            execl("/init", "/init", "true", arg, (char *)NULL);
+            _exit(126);
+        }
+        int status;
+        errno = 0;
+        if (pid < 0)
+            FAIL_IN(&r, "fork");
+        else if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != want)
+            FAIL_IN(&r, "exit status");
+        else {
+            r.sum = mix(r.sum, (uint64_t)WEXITSTATUS(status));
+            r.count++;
+        }
+    }
+    return work_report("exec", &r, count, "%lu fork+exec of /init on cpus 0-%d", count, online[nonline - 1]);
+}
+
+/* Signals: a driver process queues SIGUSR1 with value i to an echo process on
+ * the other CPU, which answers with 3i+1; both take them with sigwaitinfo. */
+static int work_signals(unsigned long rounds)
+{
+    struct work_result *r = shared_result();
+    sigset_t usr1, old;
+    if (!r) {
+        printf("work signals: mmap: %s FAIL\n", strerror(errno));
+        return -1;
+    }
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);  /* inherited: nothing is ever delivered */
+    fflush(stdout);
+    pid_t echo = fork();
+    if (echo == 0) {
+        if (pin_to(work_cpu[1]) != 0)
+            _exit(2);
+        for (;;) {
+            siginfo_t info;
+            if (sigwaitinfo(&usr1, &info) != SIGUSR1)
+                _exit(3);
+            int v = info.si_value.sival_int;
+            if (v < 0)
+                _exit(0);
+            if (sigqueue(info.si_pid, SIGUSR1, (union sigval){ .sival_int = 3 * v + 1 }) != 0)
+                _exit(4);
+        }
+    }
+    pid_t driver = echo < 0 ? -1 : fork();
+    if (driver == 0) {
+        if (pin_to(work_cpu[0]) != 0)
+            FAIL_IN(r, "setaffinity");
+        uint64_t h = MIX_INIT;
+        for (unsigned long i = 0; i < rounds && !r->error[0]; i++) {
+            siginfo_t info;
+            errno = 0;
+            if (sigqueue(echo, SIGUSR1, (union sigval){ .sival_int = (int)i }) != 0)
+                FAIL_IN(r, "sigqueue");
+            else if (sigwaitinfo(&usr1, &info) != SIGUSR1)
+                FAIL_IN(r, "sigwaitinfo");
+            else if (info.si_pid != echo || info.si_value.sival_int != 3 * (int)i + 1)
+                FAIL_IN(r, "reply");
+            else {
+                h = mix(h, (uint64_t)info.si_value.sival_int);
+                r->count++;
+            }
+        }
+        r->sum = h;
+        sigqueue(echo, SIGUSR1, (union sigval){ .sival_int = -1 });
+        _exit(0);
+    }
+    if (echo < 0 || driver < 0) {
+        FAIL_IN(r, "fork");
+        if (echo > 0)
+            sigqueue(echo, SIGUSR1, (union sigval){ .sival_int = -1 });
+    }
+    reap(driver, r, "driver");
+    reap(echo, r, "echo");
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    int ret = work_report("signals", r, rounds, "%lu sigqueue round trips cpu %d<->%d", rounds, work_cpu[0],
+                          work_cpu[1]);
+    munmap(r, sizeof *r);
+    return ret;
+}
+
+/* Per-CPU threads: clock_gettime (the vDSO: U-mode rdtime) and sched_yield. */
+struct cpu_worker {
+    int cpu;
+    int yield;            /* 0: clock_gettime loop, 1: sched_yield loop */
+    unsigned long n;
+    uint64_t done;
+    int failed;
+};
+
+static void *cpu_worker_thread(void *arg)
+{
+    struct cpu_worker *w = arg;
+    if (pin_to(w->cpu) != 0)
+        w->failed = 1;
+    struct timespec prev = { 0, 0 }, now;
+    for (unsigned long i = 0; i < w->n; i++) {
+        if (w->yield) {
+            if (sched_yield() != 0)
+                w->failed = 1;
+        } else {
+            if (clock_gettime(CLOCK_MONOTONIC, &now) != 0 || now.tv_sec < prev.tv_sec ||
+                (now.tv_sec == prev.tv_sec && now.tv_nsec < prev.tv_nsec))
+                w->failed = 1;
+            prev = now;
+        }
+        w->done++;
+    }
+    return NULL;
+}
+
+/* Runs per_cpu threads pinned on every online CPU; r gets the totals. */
+static void run_cpu_workers(int yield, int per_cpu, unsigned long n, struct work_result *r)
+{
+    struct cpu_worker w[2 * MAX_CPUS];
+    pthread_t tid[2 * MAX_CPUS];
+    int nt = 0;
+    for (int i = 0; i < nonline; i++)
+        for (int k = 0; k < per_cpu; k++) {
+            w[nt] = (struct cpu_worker){ .cpu = online[i], .yield = yield, .n = n };
+            if (pthread_create(&tid[nt], NULL, cpu_worker_thread, &w[nt]) != 0) {
+                snprintf(r->error, sizeof r->error, "pthread_create failed");
+                goto join;
+            }
+            nt++;
+        }
+join:
+    r->sum = MIX_INIT;
+    for (int i = 0; i < nt; i++) {
+        pthread_join(tid[i], NULL);
+        r->count += w[i].done;
+        r->sum = mix(r->sum, w[i].done);
+        if (w[i].failed && !r->error[0])
+            snprintf(r->error, sizeof r->error, "%s failed on cpu %d",
+                     yield ? "sched_yield" : "clock_gettime (or it went backwards)", w[i].cpu);
+    }
+}
+
+static int work_clock(unsigned long calls)
+{
+    struct work_result r = { 0 };
+    run_cpu_workers(0, 1, calls, &r);
+    return work_report("clock", &r, calls * (unsigned long)nonline,
+                       "%d threads x %lu clock_gettime, monotonic", nonline, calls);
+}
+
+static int work_yield(unsigned long calls)
+{
+    struct work_result r = { 0 };
+    run_cpu_workers(1, 2, calls, &r);
+    return work_report("yield", &r, 2 * calls * (unsigned long)nonline, "%d threads x %lu sched_yield",
+                       2 * nonline, calls);
+}
+
+/* Runs every part with counts scaled by n; prints "work: ok" or "work: FAIL <parts>". */
+static int work(unsigned long n)
+{
+    char failed[128] = "";
+    if (refresh_online() < 0) {
+        printf("work: FAIL cannot read online cpus\n");
+        return -1;
+    }
+    work_cpu[0] = online[0];
+    work_cpu[1] = online[nonline - 1];
+    static const char *const names[] = { "pipes", "futex", "exec", "signals", "clock", "yield" };
+    for (int part = 0; part < 6; part++) {
+        int r;
+        switch (part) {
+        case 0: r = work_pipes(n * WORK_PIPE_ROUNDS); break;
+        case 1: r = work_futex(n * WORK_FUTEX_ROUNDS); break;
+        case 2: r = work_exec(n * WORK_EXECS); break;
+        case 3: r = work_signals(n * WORK_SIGNAL_ROUNDS); break;
+        case 4: r = work_clock(n * WORK_CLOCK_CALLS); break;
+        default: r = work_yield(n * WORK_YIELDS); break;
+        }
+        if (r != 0) {
+            size_t len = strlen(failed);
+            snprintf(failed + len, sizeof failed - len, "%s%s", len ? " " : "", names[part]);
+        }
+        fflush(stdout);
+    }
+    if (failed[0])
+        printf("work: FAIL %s\n", failed);
+    else
+        printf("work: ok\n");
+    fflush(stdout);
+    return failed[0] ? -1 : 0;
+}
+
+/* Parses N for "work N" / emu.work=N (empty: the default). Returns 0 if bad. */
+static unsigned long work_arg(const char *s)
+{
+    char *end;
+    if (!*s)
+        return WORK_DEFAULT_N;
+    unsigned long n = strtoul(s, &end, 10);
+    return *end || n > WORK_MAX_N ? 0 : n;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Interactive prompt                                                        */
 /* ------------------------------------------------------------------------ */
 
@@ -554,6 +1011,12 @@ static void shell(void)
                 int r = run_stress(n, msg, sizeof msg);
                 printf("stress: %s %s\n", r == 0 ? "ok" : "FAIL", msg);
             }
+        } else if (!strcmp(cmd, "work")) {
+            unsigned long n = work_arg(arg);
+            if (n == 0)
+                printf("error: usage: work [N] (1..%lu, default %lu)\n", WORK_MAX_N, WORK_DEFAULT_N);
+            else
+                work(n);
         } else if (!strcmp(cmd, "cat")) {
             if (*arg)
                 cmd_cat(arg);
@@ -564,7 +1027,7 @@ static void shell(void)
         } else if (!strcmp(cmd, "poweroff")) {
             power_off();
         } else if (!strcmp(cmd, "help")) {
-            printf("commands: echo TEXT | cpus | stress N | cat FILE | selftest | poweroff | help\n");
+            printf("commands: echo TEXT | cpus | stress N | work [N] | cat FILE | selftest | poweroff | help\n");
         } else {
             printf("error: unknown command '%s' (try help)\n", cmd);
         }
@@ -582,8 +1045,12 @@ static void mount_fs(const char *src, const char *dir, const char *type)
         printf("init: mount %s on %s: %s\n", type, dir, strerror(errno));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* "/init true [K]" (not as PID 1): exit at once with status K, for work's fork+exec. */
+    if (argc >= 2 && !strcmp(argv[1], "true") && getpid() != 1)
+        return argc >= 3 ? atoi(argv[2]) & 0x7f : 0;
+
     /* The kernel opened /dev/console as fds 0, 1 and 2. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("init: emu selftest init, pid %d\n", (int)getpid());
@@ -593,6 +1060,18 @@ int main(void)
     mount_fs("devtmpfs", "/dev", "devtmpfs");  /* for /dev/vda */
 
     selftest();
+
+    /* emu.work=N: the workload right after the selftest (N empty: the default). */
+    char buf[4096];
+    const char *w = cmdline_find("emu.work=", 0, buf, sizeof buf);
+    if (w) {
+        unsigned long n = work_arg(w);
+        if (n)
+            work(n);
+        else
+            printf("work: FAIL bad emu.work=%s (1..%lu)\n", w, WORK_MAX_N);
+        fflush(stdout);
+    }
 
     if (cmdline_has("emu.selftest=poweroff"))
         power_off();

@@ -84,3 +84,24 @@ def test_kernel_panic_is_reported(linux):
     assert b"Kernel panic - not syncing" in res.stdout
     assert "emu: guest panic" in err and "hart 0" in err and "hart 1" in err
     assert "Traceback" not in err
+
+
+WORK_PARTS = ("pipes", "futex", "exec", "signals", "clock", "yield")
+
+
+def test_work_passes_and_is_deterministic(linux):
+    """The cross-CPU syscall workload (emu.work=N, scripts/bench_harts.py) at a small N: every
+    part ok, and two runs give byte-identical consoles (emu runs on its virtual clock)."""
+    runs = [boot(linux, 2, "console=ttyS0 emu.selftest=poweroff emu.work=1", timeout=120) for _ in range(2)]
+    out = runs[0].stdout.decode(errors="replace")
+    assert runs[0].returncode == 0, out[-3000:] + runs[0].stderr.decode()
+    assert "selftest: ok" in out
+    lines = re.findall(r"^work (\w+): (.*?)\r?$", out, re.M)
+    assert [name for name, _ in lines] == list(WORK_PARTS), lines
+    for name, text in lines:
+        assert re.search(r", checksum [0-9a-f]{16} ok$", text), (name, text)
+    assert "work pipes: 200 round trips cpu 0<->1," in out
+    assert "work exec: 2 fork+exec of /init on cpus 0-1," in out
+    assert "work: ok" in out
+    assert out.index("selftest: ok") < out.index("work: ok") < out.index("init: powering off")
+    assert runs[0].stdout == runs[1].stdout
