@@ -187,7 +187,7 @@ def test_bench_100(boot, mode: str) -> None:
 def _bench_ticks(refguest: Build, mode: str, *extra: str) -> int:
     g = Guest(emu_cmd(refguest.elf, f"offload={mode}", 2, *extra))
     g.boot()
-    m = re.search(r"mean (\d+) ticks", g.run("bench 200"))
+    m = re.search(r"mean (\d+) ticks", g.run("bench 1000"))
     assert m, g.transcript
     assert g.poweroff() == 0
     return int(m.group(1))
@@ -199,7 +199,8 @@ def test_offloaded_call_latency_follows_the_work_not_the_scheduler(refguest: Bui
     a polling hart sees the other's store within one spin detection (not a scheduling round,
     which was 2000 ticks at the default quantum), and an IPI wakes its target at once."""
     off, ipi, poll = (_bench_ticks(refguest, mode, "--mips", mips) for mode in ("off", "ipi", "poll"))
-    assert poll <= 2 * off, f"--mips {mips}: poll {poll} ticks per call, off {off}"
+    # the guest prints whole ticks (100 instructions at --mips 1000): allow one of rounding
+    assert poll <= 2 * off + 1, f"--mips {mips}: poll {poll} ticks per call, off {off}"
     assert ipi <= off, f"--mips {mips}: ipi {ipi} ticks per call, off {off}"
 
 
