@@ -269,7 +269,7 @@ class Machine:
             "rounds": self.scheduler.rounds,
             "switches": self.scheduler.switches,
             "wfi_parks": self.scheduler.parks,
-            "spin_yields": self.scheduler.spin_yields,
+            "spin_yields": sum(h.stats.get("spin_yields", 0) for h in self.harts),
             "spin_skipped_instructions": self.scheduler.spin_skipped_bytes // BYTES_PER_INSN,
             "idle_skipped_ticks": self.clock.idle_skipped,
             "rdtime_skipped_ticks": self.clock.native.skipped_bytes // self.clock.bytes_per_tick,
@@ -396,7 +396,7 @@ class Machine:
         runs out, so the exit time is deterministic.
         """
         if (self.idle_eof.grace is None or not self.console.eof or self.pending_input or self.uart.rx
-                or self._stdin_tty or (self.opts.net is not None and not self.opts.net.startswith("none"))):
+                or self._stdin_tty or self._has_network):
             self.idle_eof.activity()
             return ticks
         take, done = self.idle_eof.step(ticks)
@@ -419,8 +419,12 @@ class Machine:
 
     def input_possible(self) -> bool:
         """Can anything from outside still wake a waiting guest (console, a network)?"""
-        has_network = self.opts.net is not None and not self.opts.net.startswith("none")
-        return not self.console.eof or bool(self.pending_input) or has_network
+        return not self.console.eof or bool(self.pending_input) or self._has_network
+
+    @property
+    def _has_network(self) -> bool:
+        """A NIC with a link (user or TAP): frames can still arrive and bring work."""
+        return self.opts.net is not None and not self.opts.net.startswith("none")
 
     def report_hang(self) -> None:
         self._report("guest hang: every hart is stopped or waits with no timer armed and no input can arrive")
@@ -546,8 +550,7 @@ class Machine:
                 # megabytes); ending the slice and flushing between slices costs microseconds.
                 self.cpu.stop("yield")
             else:
-                self.cpu.flush_pages(source.flush_pages)
-                source.flush_pages.clear()
+                self.cpu.apply_fences(source)
 
     def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None:
         self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))

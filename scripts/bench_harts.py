@@ -32,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import pexpect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_linux  # noqa: E402
@@ -86,15 +85,20 @@ def print_stats(stats: dict, base: dict | None) -> None:
               f"{stats['vtime_s'] - base['vtime_s']:.3f} s")
 
 
-def bench_linux_whole(runs: int, work: int) -> tuple[list[dict], list[dict]]:
-    emu, qemu = bench_linux.commands(SMP, f"{bench_linux.APPEND} emu.work={work}")
+def alternate(label: str, runs: int, measure, emu: list[str], qemu: list[str] | None) -> tuple[list, list]:
+    """`runs` measurements of emu and QEMU in turn (A B A B: drift hits both alike)."""
     e_runs, q_runs = [], []
     for i in range(runs):
-        print(f"... (a) run {i + 1}/{runs}", file=sys.stderr, flush=True)
-        e_runs.append(linux_run(emu))
+        print(f"... {label} run {i + 1}/{runs}", file=sys.stderr, flush=True)
+        e_runs.append(measure(emu))
         if qemu:
-            q_runs.append(linux_run(qemu))
+            q_runs.append(measure(qemu))
     return e_runs, q_runs
+
+
+def bench_linux_whole(runs: int, work: int) -> tuple[list[dict], list[dict]]:
+    emu, qemu = bench_linux.commands(SMP, f"{bench_linux.APPEND} emu.work={work}")
+    return alternate("(a)", runs, linux_run, emu, qemu)
 
 
 def report_linux(e_runs: list[dict], q_runs: list[dict], work: int, base: dict | None) -> None:
@@ -196,12 +200,7 @@ def bench_zcore_boots(runs: int) -> None:
     print(f"(e) zCore -smp {SMP} -m 2G: host s to `/ # ` and for `ls /libc-test/src/math`")
     for label, kernel in kernels:
         emu, qemu = bench_zcore.commands(kernel, initrd, str(SMP))
-        e_runs, q_runs = [], []
-        for i in range(runs):
-            print(f"... (e) {label} run {i + 1}/{runs}", file=sys.stderr, flush=True)
-            e_runs.append(zcore_run(emu))
-            if qemu:
-                q_runs.append(zcore_run(qemu))
+        e_runs, q_runs = alternate(f"(e) {label}", runs, zcore_run, emu, qemu)
         e = [median(r[k] for r in e_runs) for k in (0, 1)]
         line = f"  {label:<13} emu : boot {e[0]:6.2f}  ls {e[1]:6.2f}"
         if q_runs:

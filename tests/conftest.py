@@ -15,6 +15,15 @@ def emu_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "emu", *args]
 
 
+def marked_disk(path: Path, magic: bytes) -> Path:
+    """A 1 MiB raw disk image, zero but for `magic` at the start of sector 1 (what the
+    U-Boot tests read back)."""
+    data = bytearray(1 << 20)
+    data[512:512 + len(magic)] = magic
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.fixture(scope="session")
 def uboot() -> Path:
     if not UBOOT.exists():

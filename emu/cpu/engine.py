@@ -17,7 +17,6 @@ from unicorn.unicorn_py3.unicorn import uclib
 from emu.errors import EmuError
 
 PATCH_DIR = Path(__file__).resolve().parent.parent.parent / "patches" / "unicorn"
-RDTIME_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)
 
 
 def expected_patch_id() -> str | None:
@@ -66,8 +65,7 @@ class Engine:
         counts = uclib.uc_emu_native_counts
         counts.argtypes = [ctypes.c_void_p]
         counts.restype = ctypes.POINTER(ctypes.c_uint64 * 64)
-        self._counts_ptr = counts(uc_handle)
-        self._counts = self._counts_ptr.contents
+        self._counts = counts(uc_handle).contents  # the engine's own array: live counts
 
     def native_counts_address(self) -> int:
         """Address of the engine's uint64_t[64] native trap counts (for native helpers)."""
@@ -95,6 +93,10 @@ class Engine:
         """Enter these exception causes through the guest's own vector when it delegates
         them to S-mode; `loop_limit` identical faults in a row go to the hook instead."""
         _check(self._native_traps(self._h, sum(1 << c for c in causes), loop_limit))
+
+    def native_total(self, causes: frozenset[int]) -> int:
+        """Traps of these causes entered natively so far."""
+        return sum(self._counts[c] for c in causes)
 
     def native_counts(self) -> dict[int, int]:
         """Traps entered natively so far, by cause."""

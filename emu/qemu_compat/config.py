@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from emu.board import GiB, MAX_HARTS, MiB
 from emu.errors import EmuError
-from emu.qemu_compat.argv import KeyVal, Option, parse_keyval, split_argv
+from emu.qemu_compat.argv import KeyVal, parse_keyval, split_argv
 
 QEMU_DEFAULT_RAM = 128 * MiB  # QEMU's default -m for riscv64 virt
 GDB_DEFAULT = "tcp::1234"  # what -s means

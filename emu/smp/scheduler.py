@@ -42,6 +42,21 @@ class Cpu(Protocol):
 
     def activity(self) -> int: ...
 
+    def apply_fences(self, hart: Hart) -> None: ...
+
+
+def pending_lines(cpu: Cpu, hart: Hart) -> int:
+    """The interrupt lines pending for a parked hart: what was pending at its WFI plus
+    what the machine has raised since (timer, device, IPI), as the adapter's bits."""
+    pending = hart.parked_mip
+    if hart.stip:
+        pending |= cpu.IRQ_TIMER
+    if hart.seip:
+        pending |= cpu.IRQ_EXTERNAL
+    if hart.ssip_pending:
+        pending |= cpu.IRQ_SOFT
+    return pending
+
 
 class MachineLoop(Protocol):
     """What the scheduler asks of the machine between rounds."""
@@ -77,9 +92,9 @@ class Scheduler:
         self.after_switch_in: Callable[[Hart], None] | None = None
         self.executed_bytes = 0  # code bytes run (time skipped by rdtime polling excluded)
         self._turn_activity = 0
-        self.spin_yields = 0  # slices ended because the hart was polling memory
         self.spin_skipped_bytes = 0  # round time charged to pollers without running them
         clock.native.budget = ctypes.pointer(cpu.budget)  # type: ignore[attr-defined]
+        self._time_polls = {h.id: ctypes.pointer(h.time_poll) for h in harts}  # native rdtime state
 
     # -- time ------------------------------------------------------------------
     def local_bytes(self, hart: Hart) -> int:
@@ -117,14 +132,7 @@ class Scheduler:
                 h.stip = True
             if not h.parked:
                 continue
-            pending = h.parked_mip
-            if h.stip:
-                pending |= self.cpu.IRQ_TIMER
-            if h.seip:
-                pending |= self.cpu.IRQ_EXTERNAL
-            if h.ssip_pending:
-                pending |= self.cpu.IRQ_SOFT
-            if pending & h.wake_mask:
+            if pending_lines(self.cpu, h) & h.wake_mask:
                 h.parked = False
                 h.state = HsmState.STARTED
                 if self.on_hart_state:
@@ -217,11 +225,10 @@ class Scheduler:
         before the round ends (devices act between rounds, timer deadlines cut rounds),
         so the loop would spin to the end: charge the rest of the round without running
         it, exactly.  Otherwise cut the round here: the harts still to run catch up to
-        this point, and the next round starts with this hart polling again, so a store
-        by another hart is seen within about one detection (SPIN_LIMIT loop iterations)
-        of the poller's time.  Either way the spinner costs the host next to nothing.
+        this point (at least SPIN_SLICE_BYTES, doubling while the poll finds nothing),
+        and the next round starts with this hart polling again.  Either way the spinner
+        costs the host next to nothing.
         """
-        self.spin_yields += 1
         hart.count("spin_yields")
         later = [h for h in self.harts if h.id > hart.id and h.state == HsmState.STARTED
                  and not h.parked and h.round_bytes < self.round_length]
@@ -243,7 +250,7 @@ class Scheduler:
     def _run_hart(self, hart: Hart) -> None:
         cpu = self.cpu
         clock = self.clock
-        clock.native.spin = ctypes.pointer(hart.time_poll)
+        clock.native.spin = self._time_polls[hart.id]
         self._turn_activity = cpu.activity()
         cpu.switch_in(hart)
         self.switches += 1
@@ -259,9 +266,8 @@ class Scheduler:
                 self.slice_budget = budget
                 clock.native.hart_base = self.clock.round_start + hart.round_bytes
                 clock.native.slice_budget = budget
-                if hart.flush_tlb:  # a remote sfence.vma that included this hart
-                    cpu.flush_tlb()  # type: ignore[attr-defined]
-                    hart.flush_tlb = False
+                if hart.flush_tlb or hart.flush_pages:  # a remote sfence.vma that included this hart
+                    cpu.apply_fences(hart)
                 reason = cpu.run(hart, budget)
                 hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
                 self.executed_bytes += cpu.budget.bytes  # type: ignore[attr-defined]

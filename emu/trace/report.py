@@ -38,7 +38,7 @@ def _handoffs(a: Analysis, done: list[Span], pairs: list[list[str]]) -> dict[str
         for s in done:
             pts = {name: (t, h) for name, t, h in s.stages}
             if src in pts and dst in pts:
-                (t0, _h0), (t1, h1) = pts[src], pts[dst]
+                t0, (t1, h1) = pts[src][0], pts[dst]
                 times.append(t1 - t0)
                 wfi, why = a.wait_in(h1, t0, t1)
                 idle.append(wfi)

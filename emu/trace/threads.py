@@ -51,7 +51,7 @@ def thread_label(r: dict[str, Any]) -> str:
 
 def format_threads(rows: list[dict[str, Any]], brief: bool = False) -> list[str]:
     shown = rows[:BRIEF_THREADS] if brief else rows
-    lines = [f"per thread (satp:tp; calls per virtual ms over the thread's active window; latency in ns)"
+    lines = ["per thread (satp:tp; calls per virtual ms over the thread's active window; latency in ns)"
              + (f", busiest {len(shown)} of {len(rows)}:" if brief and len(rows) > len(shown) else ":"),
              f"  {'thread':<34} {'calls':>7} {'per ms':>8} {'mean ns':>10} {'p50':>9} {'p99':>9}  top calls"]
     for r in shown:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from unicorn.riscv_const import UC_RISCV_REG_SATP, UC_RISCV_REG_SCAUSE, UC_RISCV_REG_SSTATUS, UC_RISCV_REG_STVEC
 
 from emu.cpu.riscv import csr
+from emu.smp.scheduler import pending_lines
 from emu.trace.events import EventLog
 from emu.trace.profile import Expr, Point, Profile, resolve
 
@@ -109,13 +110,7 @@ class Tracer:
     def wake_reasons(self, hart: "Hart") -> list[str]:
         """The pending interrupt lines (among those the hart waits for) that woke it."""
         cpu = self.cpu
-        pending = hart.parked_mip
-        if hart.stip:
-            pending |= cpu.IRQ_TIMER
-        if hart.seip:
-            pending |= cpu.IRQ_EXTERNAL
-        if hart.ssip_pending:
-            pending |= cpu.IRQ_SOFT
+        pending = pending_lines(cpu, hart)
         pending &= hart.wake_mask or pending
         return [name for bit, name in ((cpu.IRQ_SOFT, "ipi"), (cpu.IRQ_TIMER, "timer"),
                                        (cpu.IRQ_EXTERNAL, "device")) if pending & bit]

@@ -8,18 +8,14 @@ import subprocess
 import pexpect
 import pytest
 
-from tests.conftest import emu_cmd
+from tests.conftest import emu_cmd, marked_disk
 
 MAGIC = b"EMU-VIRTIO-BLOCK-TEST-0123456789"
 
 
 @pytest.fixture
 def disk(tmp_path):
-    path = tmp_path / "disk.img"
-    data = bytearray(1 << 20)
-    data[512:512 + len(MAGIC)] = MAGIC  # sector 1
-    path.write_bytes(bytes(data))
-    return path
+    return marked_disk(tmp_path / "disk.img", MAGIC)
 
 
 def uboot_session(uboot, disk, *extra):

@@ -8,7 +8,7 @@ import subprocess
 import pexpect
 import pytest
 
-from tests.conftest import emu_cmd
+from tests.conftest import emu_cmd, marked_disk
 
 QEMU_IMG = shutil.which("qemu-img")
 pytestmark = pytest.mark.skipif(QEMU_IMG is None, reason="qemu-img missing: apt-get install qemu-utils")
@@ -17,10 +17,7 @@ MAGIC = b"EMU-QCOW2-BLOCK-TEST-0123456789"
 
 @pytest.fixture
 def images(tmp_path):
-    raw = tmp_path / "disk.img"
-    data = bytearray(1 << 20)
-    data[512:512 + len(MAGIC)] = MAGIC  # sector 1
-    raw.write_bytes(bytes(data))
+    raw = marked_disk(tmp_path / "disk.img", MAGIC)
     qcow = tmp_path / "disk.qcow2"
     subprocess.run([QEMU_IMG, "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(qcow)], check=True)
     return raw, qcow

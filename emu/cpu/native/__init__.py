@@ -30,7 +30,6 @@ class BudgetStruct(ctypes.Structure):
         ("stop", ctypes.c_void_p),
         ("spin_limit", ctypes.c_uint64),
         ("spinning", ctypes.c_uint64),
-        ("spins", ctypes.c_uint64),
         ("fresh", ctypes.c_uint64),
         ("anchor", ctypes.c_uint64),
         ("steps", ctypes.c_uint64),

@@ -39,7 +39,6 @@ struct emu_budget {
      * to nothing.  Deterministic: it looks only at guest state. */
     uint64_t spin_limit;
     uint64_t spinning;
-    uint64_t spins;      /* slices ended by spin detection */
     uint64_t fresh;      /* set by the host at each slice start: restart the search */
     uint64_t anchor, steps, power, matches, skip, backoff, ring_n, ring_pos;
     emu_reg_read_batch_fn reg_read_batch;
@@ -132,7 +131,6 @@ void emu_block_budget(void *uc, uint64_t address, uint32_t size, void *user_data
     }
     if (b->spin_limit && spin_check(b, uc, address)) {
         b->spinning = 1;
-        b->spins += 1;
         b->stopped = 1;
         b->stop(uc);
     }

@@ -371,10 +371,16 @@ class RiscvCpu:
         """Flush the running hart's whole TLB."""
         self._ctl(self._h, UC_CTL_TLB_FLUSH_WRITE)
 
-    def flush_pages(self, pages: list[int]) -> None:
-        """Flush these virtual pages from the running hart's TLB."""
-        for vaddr in pages:
-            self.engine.tlb_flush_page(vaddr)
+    def apply_fences(self, hart: Hart) -> None:
+        """Carry out the TLB flushes due to the loaded hart (remote sfence.vma, a debugger's
+        register write): the whole TLB, or only the pages named."""
+        if hart.flush_tlb:
+            self.flush_tlb()
+        else:
+            for vaddr in hart.flush_pages:
+                self.engine.tlb_flush_page(vaddr)
+        hart.flush_tlb = False
+        hart.flush_pages.clear()
 
     # -- guest memory --------------------------------------------------------
     def read_phys(self, paddr: int, size: int) -> bytes | None:
@@ -475,13 +481,7 @@ class RiscvCpu:
         if tlb is None:
             tlb = self._tlb_sets[hart.id] = self.engine.tlb_new()
         self.engine.tlb_switch(tlb)  # each hart keeps its own TLB: no flush on a switch
-        if hart.flush_tlb:
-            self.flush_tlb()
-            hart.flush_tlb = False
-            hart.flush_pages.clear()
-        elif hart.flush_pages:
-            self.flush_pages(hart.flush_pages)
-            hart.flush_pages.clear()
+        self.apply_fences(hart)
 
     def switch_out(self, hart: Hart) -> None:
         self.uc.context_update(hart.ctx)
@@ -531,7 +531,7 @@ class RiscvCpu:
     def activity(self) -> int:
         """A counter that moves whenever a hart takes a trap or the host serves it
         (native traps, SBI calls, MMIO): polling loops do none of these."""
-        return self.budget.events + sum(self.engine._counts)
+        return self.budget.events + self.engine.native_total(NATIVE_TRAP_CAUSES)
 
     def interrupts_enabled(self) -> bool:
         """Would a pending S-level interrupt be taken now (U-mode, or S with SIE)?"""
