@@ -165,3 +165,55 @@ user_trap:
     assert stats["native_traps"] == {"trap8": 1001}
     assert "trap8" not in stats["harts"][0]
     assert stats["harts"][0]["rdtime"] == 1000
+
+
+STALE_CODE = """
+main:
+    # Sv39: RAM at 0x80000000 twice - executable (VPN2 2) and as data only, RW (VPN2 3:
+    # 0xC0000000), like Linux's text and its linear map.
+    la t0, pt_root
+    li t1, 0x80000000
+    srli t1, t1, 2
+    ori t2, t1, 0xCF        # V R W X A D
+    sd t2, 16(t0)
+    ori t2, t1, 0xC7        # V R W A D, no X
+    sd t2, 24(t0)
+    srli t0, t0, 12
+    li t1, 8 << 60
+    or t0, t0, t1
+    csrw satp, t0
+    sfence.vma
+    la s0, out
+    la s1, func
+    li t0, 0x40000000
+    add s1, s1, t0          # func through the data alias
+    li t0, 0x00100513       # li a0, 1: written before any code there is translated,
+    sw t0, 0(s1)            # so this TLB entry takes the fast write path from now on
+    fence.i
+    call func
+    sd a0, 0(s0)
+    li t0, 0x00200513       # li a0, 2 through the same entry
+    sw t0, 0(s1)
+    fence.i
+    call func
+    sd a0, 8(s0)
+    csrw satp, zero         # the test finisher is not mapped
+    sfence.vma
+    EXIT_PASS
+    .align 12
+    .globl func
+func:
+    li a0, 0
+    ret
+    .align 12
+"""
+
+
+@needs_binutils
+def test_a_write_through_a_warm_data_mapping_reaches_code_translated_since(tmp_path) -> None:
+    """Code translated from a page after a hart's TLB took the fast write path to it: the
+    next write through that entry must still invalidate the translation (QEMU re-arms the
+    slow path when it translates a page; Unicorn's stubbed dirty bitmap did not)."""
+    r = run(build(STALE_CODE, tmp_path))
+    assert r.result.exit_code == 0, r.result.reason
+    assert [r.word("out", 0), r.word("out", 1)] == [1, 2]
