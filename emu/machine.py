@@ -261,11 +261,12 @@ class Machine:
 
     def stats(self) -> dict[str, object]:
         per_hart = {h.id: {**h.stats, "rdtime": h.time_poll.reads} for h in self.harts}
+        executed = self.scheduler.executed_bytes - self.clock.native.skipped_bytes  # time skipped, not run
         return {
             "vtime_s": self.clock.seconds(),
             "mips": self.clock.mips,
-            "code_bytes": self.scheduler.executed_bytes,
-            "instructions_est": self.scheduler.executed_bytes // BYTES_PER_INSN,
+            "code_bytes": executed,
+            "instructions_est": executed // BYTES_PER_INSN,
             "rounds": self.scheduler.rounds,
             "switches": self.scheduler.switches,
             "wfi_parks": self.scheduler.parks,

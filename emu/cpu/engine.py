@@ -62,6 +62,11 @@ class Engine:
         self._tlb_flush_page = _bind("uc_emu_tlb_flush_page", [ctypes.c_void_p, ctypes.c_uint64])
         self._set_rdtime = _bind("uc_emu_set_rdtime", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p])
         self._native_traps = _bind("uc_emu_native_traps", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32])
+        self._budget = _bind("uc_emu_budget", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                               ctypes.c_void_p, ctypes.c_int])
+        self._budget_args: tuple[int, int, int] | None = None
+        self._gpr = _bind("uc_emu_gpr", [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)])
+        self.exact_stops = False
         counts = uclib.uc_emu_native_counts
         counts.argtypes = [ctypes.c_void_p]
         counts.restype = ctypes.POINTER(ctypes.c_uint64 * 64)
@@ -88,6 +93,29 @@ class Engine:
     def set_rdtime(self, fn_address: int, opaque: int) -> None:
         """Answer the time CSR with a native function `uint64_t fn(void *opaque, uint64_t pc)`."""
         _check(self._set_rdtime(self._h, fn_address, opaque))
+
+    def gpr_address(self) -> int:
+        """Address of the CPU's general registers x0..x31 (read in place by native code)."""
+        out = ctypes.c_void_p()
+        _check(self._gpr(self._h, ctypes.byref(out)))
+        return out.value or 0
+
+    def budget(self, budget_and_mark: int, fn_address: int, opaque: int) -> None:
+        """Keep the slice budget inline in generated code: at `budget_and_mark`, three
+        int64s (budget, mark, anchor).  Each block subtracts its size from the budget and
+        calls `void fn(uc, pc, opaque)` when the budget is <= the mark or the block starts
+        at the anchor.  Flushes translations."""
+        self._budget_args = (budget_and_mark, fn_address, opaque)
+        _check(self._budget(self._h, budget_and_mark, fn_address, opaque, int(self.exact_stops)))
+
+    def set_exact_stops(self, exact: bool) -> None:
+        """A stop asked for by a memory callback (a watchpoint) takes effect right after
+        the access, not at the next block (each load and store then checks).  Flushes
+        translations when it changes."""
+        if exact != self.exact_stops:
+            self.exact_stops = exact
+            if self._budget_args:
+                self.budget(*self._budget_args)
 
     def native_traps(self, causes: frozenset[int] | set[int], loop_limit: int) -> None:
         """Enter these exception causes through the guest's own vector when it delegates

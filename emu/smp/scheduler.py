@@ -270,7 +270,7 @@ class Scheduler:
                     cpu.apply_fences(hart)
                 reason = cpu.run(hart, budget)
                 hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
-                self.executed_bytes += cpu.budget.bytes  # type: ignore[attr-defined]
+                self.executed_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
                 self.slice_budget = cpu.budget.budget  # type: ignore[attr-defined]  # nothing in flight
                 if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
                     hart.stip = True

@@ -1,139 +1,168 @@
-/* Block-budget slicing for Unicorn: the one piece of the hot path written in C.
+/* Slice budgets and spin detection for the patched Unicorn: the hot path's one C file.
  *
- * A UC_HOOK_BLOCK callback that subtracts each translated block's size (bytes)
- * from a budget and calls uc_emu_stop() synchronously once it is spent.  This
- * ends a hart's time slice deterministically without per-instruction counting
- * (emu_start(count=...) is 2-7x slower) and without asynchronous stops (which
- * corrupt the guest).  See shared/notes/unicorn-riscv64.md, "How to end a slice".
+ * The engine keeps the budget inline (patches/unicorn, uc_emu_budget): every translated
+ * block subtracts its size in bytes from `budget` on entry, in generated code, and calls
+ * emu_budget_hit() only when `budget` reaches `mark` or the block starts at `anchor`.
+ * So there is no callback per block: the slice ends (uc_emu_stop, taking effect before
+ * the block runs) when the budget is spent, and spin detection runs only at its own
+ * steps and at returns to its anchor.
  *
- * uc_emu_stop is passed in as a function pointer so this file needs neither the
- * Unicorn headers nor linking against libunicorn.
+ * Spin detection (spin_limit 0 = off).  A hart that polls memory goes round a loop
+ * (possibly with inner loops, e.g. scanning a run queue) that comes back to the same block
+ * with exactly the same registers: nothing it does changes anything until another hart
+ * (or a device) writes what it reads.  Loops are found with Brent's cycle search, its
+ * steps counted in code bytes: the anchor moves to the block being entered every `power`
+ * bytes (doubling from POWER_MIN to POWER_MAX), and a loop of up to `power` bytes comes
+ * back to it.  At each return, a hash of x1..x31 and of the count of traps taken (a loop
+ * of system calls keeps its state in memory, not registers) is looked up among the last
+ * SPIN_RING returns; spin_limit repeats end the slice with spinning = 1.  A loop whose
+ * registers never repeat is real work: the anchor is dropped for `backoff` bytes (doubling
+ * up to BACKOFF_MAX), so a hart that computes costs next to nothing.  Deterministic: it
+ * looks only at guest state and code bytes.
+ *
+ * uc_emu_stop is passed in as a function pointer so this file needs neither the Unicorn
+ * headers nor linking against libunicorn.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 typedef int (*emu_stop_fn)(void *uc);
-typedef int (*emu_reg_read_batch_fn)(void *uc, int *regs, void **vals, int count);
 
-#define SPIN_REGS 31      /* x1..x31 */
-#define SPIN_POWER_MAX 4096
-#define SPIN_BACKOFF_MAX 4096
+#define SPIN_REGS 31       /* x1..x31 */
 #define SPIN_RING 32
+#define POWER_MIN 32       /* bytes: about two blocks */
+#define POWER_MAX 65536
+#define BACKOFF_MIN 4096
+#define BACKOFF_MAX (1 << 20)
+#define NO_ANCHOR (~(uint64_t)0)
 
 struct emu_budget {
-    int64_t budget;      /* bytes left in this slice; <= 0 ends the slice */
-    uint64_t blocks;     /* blocks entered in this slice */
-    uint64_t bytes;      /* bytes of blocks entered in this slice */
+    /* read by the engine's generated code: keep these three first, in this order */
+    int64_t budget;      /* bytes left in this slice; each block subtracts its size */
+    int64_t mark;        /* emu_budget_hit() when budget <= mark */
+    uint64_t anchor;     /* ... or when a block starting here is entered */
     uint64_t stopped;    /* 1 once this callback asked Unicorn to stop */
     emu_stop_fn stop;    /* uc_emu_stop */
-    /* Spin detection (spin_limit 0 = off).  A hart that polls memory goes round a loop
-     * (possibly with inner loops, e.g. scanning a run queue) that comes back to the same
-     * block with exactly the same registers: nothing it does changes anything until
-     * another hart (or a device) writes what it reads.  Loops are found with Brent's
-     * cycle search over block addresses (an anchor block moved at power-of-two steps);
-     * at each return to the anchor, a hash of x1..x31 is looked up among the last
-     * SPIN_RING returns, together with the count of traps taken (a loop of system calls
- * keeps its state in memory, not registers); spin_limit repeats end the slice with
- * spinning = 1.  Loops whose
-     * registers never repeat (real work) back off exponentially, so computing costs next
-     * to nothing.  Deterministic: it looks only at guest state. */
+    const uint64_t *gpr; /* the engine's x0..x31, read in place (uc_emu_gpr) */
+    const uint64_t *trap_counts; /* the engine's native trap counts (64 causes) */
+    uint64_t events;     /* traps, SBI calls and MMIO the host handled */
     uint64_t spin_limit;
     uint64_t spinning;
-    uint64_t fresh;      /* set by the host at each slice start: restart the search */
-    uint64_t anchor, steps, power, matches, skip, backoff, ring_n, ring_pos;
-    emu_reg_read_batch_fn reg_read_batch;
-    const uint64_t *trap_counts; /* the engine's native trap counts (64 causes) */
-    uint64_t events;             /* traps, SBI calls and MMIO the host handled */
-    int32_t reg_ids[SPIN_REGS];
-    uint64_t cur[SPIN_REGS];
-    void *ptrs[SPIN_REGS];
+    int64_t step_at;     /* budget at which the anchor moves next */
+    int64_t resume_at;   /* budget at which a dropped search resumes (0: not dropped) */
+    uint64_t power, backoff, matches, ring_n, ring_pos;
     uint64_t ring[SPIN_RING];
 };
 
-static void spin_reset(struct emu_budget *b)
+static uint64_t state_hash(const struct emu_budget *b)
 {
-    b->anchor = ~(uint64_t)0;
-    b->steps = 0;
-    b->power = 2;
-    b->matches = 0;
-    b->ring_n = 0;
-    b->skip = 0;
-    b->backoff = 0;
-    b->fresh = 0;
-    for (int i = 0; i < SPIN_REGS; i++)
-        b->ptrs[i] = &b->cur[i];
-}
-
-static uint64_t regs_hash(const uint64_t *r)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < SPIN_REGS; i++) {
-        h ^= r[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    uint64_t h = 0x9e3779b97f4a7c15ULL, traps = b->events;
+    for (int i = 1; i <= SPIN_REGS; i++) {
+        h ^= b->gpr[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
         h *= 0xff51afd7ed558ccdULL;
     }
+    for (int i = 0; i < 64; i++)
+        traps += b->trap_counts[i];
+    /* a loop that takes traps (system calls) is working, whatever its registers */
+    h ^= traps * 0xc4ceb9fe1a85ec53ULL;
     return h ^ (h >> 33);
 }
 
-/* Returns 1 when the hart is seen polling. */
-static int spin_check(struct emu_budget *b, void *uc, uint64_t address)
+static int64_t max64(int64_t a, int64_t b)
 {
-    if (b->fresh)
-        spin_reset(b);
-    if (address == b->anchor) {
-        if (b->skip) {
-            b->skip--;
-        } else if (b->reg_read_batch(uc, b->reg_ids, b->ptrs, SPIN_REGS) == 0) {
-            uint64_t h = regs_hash(b->cur), traps = b->events;
-            for (int i = 0; i < 64; i++)
-                traps += b->trap_counts[i];
-            /* a loop that takes traps (system calls) is working, whatever its registers */
-            h ^= traps * 0xc4ceb9fe1a85ec53ULL;
-            int seen = 0;
-            for (uint64_t i = 0; i < b->ring_n && !seen; i++)
-                seen = b->ring[i] == h;
-            if (seen) {
-                if (++b->matches >= b->spin_limit)
-                    return 1;
-            } else if (b->ring_n == SPIN_RING) {  /* no state repeats: real work */
-                b->backoff = b->backoff ? (b->backoff * 2 > SPIN_BACKOFF_MAX ? SPIN_BACKOFF_MAX : b->backoff * 2) : 1;
-                b->skip = b->backoff;
-                b->ring_n = 0;
-                b->matches = 0;
-            }
-            b->ring[b->ring_pos++ % SPIN_RING] = h;
-            if (b->ring_n < SPIN_RING)
-                b->ring_n++;
-        }
+    return a > b ? a : b;
+}
+
+/* The next budget value at which the host must look: the slice's end, the search's next
+ * step, or where a dropped search resumes. */
+static void set_mark(struct emu_budget *b)
+{
+    int64_t m = 0;
+    if (b->spin_limit)
+        m = max64(m, b->resume_at ? b->resume_at : b->step_at);
+    b->mark = m;
+}
+
+/* A new slice of `budget` bytes: the search starts afresh (another hart may have changed
+ * what this one reads). */
+void emu_budget_begin(struct emu_budget *b, int64_t budget)
+{
+    b->budget = budget;
+    b->stopped = 0;
+    b->spinning = 0;
+    b->anchor = NO_ANCHOR;
+    b->power = POWER_MIN;
+    b->step_at = budget - POWER_MIN;
+    b->resume_at = 0;
+    b->backoff = 0;
+    b->matches = 0;
+    b->ring_n = 0;
+    set_mark(b);
+}
+
+static void stop(struct emu_budget *b, void *uc)
+{
+    b->stopped = 1;
+    b->mark = INT64_MAX;   /* no more calls until the next slice */
+    b->anchor = NO_ANCHOR;
+    b->stop(uc);
+}
+
+/* Returns 1 when the hart is seen polling: called on a return to the anchor. */
+static int anchor_return(struct emu_budget *b)
+{
+    uint64_t h = state_hash(b);
+    int seen = 0;
+    for (uint64_t i = 0; i < b->ring_n && !seen; i++)
+        seen = b->ring[i] == h;
+    if (seen) {
+        if (++b->matches >= b->spin_limit)
+            return 1;
+    } else if (b->ring_n == SPIN_RING) {  /* no state repeats: real work, look later */
+        b->backoff = b->backoff ? (b->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : b->backoff * 2) : BACKOFF_MIN;
+        b->anchor = NO_ANCHOR;
+        b->resume_at = max64(1, b->budget - (int64_t)b->backoff);
+        b->ring_n = 0;
+        b->matches = 0;
+        return 0;
     }
-    if (++b->steps >= b->power) {
+    b->ring[b->ring_pos++ % SPIN_RING] = h;
+    if (b->ring_n < SPIN_RING)
+        b->ring_n++;
+    return 0;
+}
+
+/* Called by the engine at the start of a block at `address` (already charged) when the
+ * budget reached the mark or the block is the anchor. */
+void emu_budget_hit(void *uc, uint64_t address, void *user_data)
+{
+    struct emu_budget *b = (struct emu_budget *)user_data;
+    if (b->stopped)
+        return;
+    if (b->budget <= 0) {
+        stop(b, uc);
+        return;
+    }
+    if (!b->spin_limit)
+        return;
+    if (address == b->anchor && anchor_return(b)) {
+        b->spinning = 1;
+        stop(b, uc);
+        return;
+    }
+    if (b->resume_at && b->budget <= b->resume_at) {
+        b->resume_at = 0;
+        b->step_at = b->budget;  /* the search resumes here */
+    }
+    if (!b->resume_at && b->budget <= b->step_at) {  /* Brent's step: move the anchor */
         b->anchor = address;
-        b->steps = 0;
-        if (b->power < SPIN_POWER_MAX)
+        b->step_at = b->budget - (int64_t)b->power;
+        if (b->power < POWER_MAX)
             b->power *= 2;
         b->matches = 0;
         b->ring_n = 0;
     }
-    return 0;
-}
-
-void emu_block_budget(void *uc, uint64_t address, uint32_t size, void *user_data)
-{
-    struct emu_budget *b = (struct emu_budget *)user_data;
-    b->blocks += 1;
-    b->bytes += size;
-    b->budget -= (int64_t)size;
-    if (b->stopped)
-        return;
-    if (b->budget <= 0) {
-        b->stopped = 1;
-        b->stop(uc);
-        return;
-    }
-    if (b->spin_limit && spin_check(b, uc, address)) {
-        b->spinning = 1;
-        b->stopped = 1;
-        b->stop(uc);
-    }
+    set_mark(b);
 }
 
 /* An MMIO region with nothing behind it that reads all ones (PCI ECAM with no devices:

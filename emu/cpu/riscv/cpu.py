@@ -9,7 +9,7 @@ restore, and TLB flushes between harts.  Physical accesses outside the board's r
 fault natively: an M-mode stub run once at start-up programs PMP with the board's
 regions, so S/U accesses elsewhere become guest access faults, never host errors.
 
-Slices end through a native UC_HOOK_BLOCK budget callback (emu/cpu/native/).
+Slices end through the engine's inline block budget and its native callback (emu/cpu/native/).
 """
 from __future__ import annotations
 
@@ -123,12 +123,16 @@ class RiscvCpu:
         self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
-        self.budget.reg_read_batch = ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value
-        for i in range(31):
-            self.budget.reg_ids[i] = UC_RISCV_REG_X0 + 1 + i
-        self.budget.trap_counts = self.engine.native_counts_address()
         self.budget.spin_limit = SPIN_LIMIT
-        self._add_native_block_hook()
+        self.budget.gpr = self.engine.gpr_address()
+        self.budget.trap_counts = self.engine.native_counts_address()
+        self._native_lib = lib = native.load()
+        self._budget_begin = lib.emu_budget_begin
+        self._budget_begin.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        self._budget_begin.restype = None
+        self._budget_ptr = ctypes.addressof(self.budget)
+        self.engine.budget(self._budget_ptr, ctypes.cast(lib.emu_budget_hit, ctypes.c_void_p).value or 0,
+                           self._budget_ptr)
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         # No UC_HOOK_MEM_UNMAPPED: any memory hook slows every access (measured: Linux to
@@ -141,17 +145,6 @@ class RiscvCpu:
         self._badaddr = blob_u64(self._scratch_ctx, OFF_BADADDR)
 
     # -- set-up ------------------------------------------------------------
-    def _add_native_block_hook(self) -> None:
-        lib = native.load()
-        handle = ctypes.c_size_t()
-        fn = ctypes.cast(lib.emu_block_budget, ctypes.c_void_p)
-        ud = ctypes.cast(ctypes.pointer(self.budget), ctypes.c_void_p)
-        err = uclib.uc_hook_add(self._h, ctypes.byref(handle), unicorn.UC_HOOK_BLOCK, fn, ud,
-                                ctypes.c_uint64(1), ctypes.c_uint64(0))
-        if err != unicorn.UC_ERR_OK:
-            raise UcError(err)
-        self._native_lib = lib  # keep the library (and so the callback) alive
-
     def map_device(self, base: int, size: int, device: Device, counts: dict[str, int], name: str) -> None:
         """Put a device model on the bus; `counts[name]` counts its accesses (benchmark figures)."""
         read, write = device.read, device.write
@@ -209,8 +202,7 @@ class RiscvCpu:
         self.set_priv(csr.PRV_M)
         for i, value in enumerate(values):
             self.wreg(UC_RISCV_REG_X0 + 5 + i, value)
-        self.budget.budget = 1 << 40  # the slice hook must not end the stub
-        self.budget.stopped = 0
+        self._budget_begin(self._budget_ptr, 1 << 40)  # the budget must not end the stub
         self.uc.emu_start(MROM_BASE, MROM_BASE + len(code))
         if self.rreg(UC_RISCV_REG_PC) != MROM_BASE + len(code):
             raise RuntimeError("PMP set-up stub did not run to its end")
@@ -273,6 +265,7 @@ class RiscvCpu:
         def on_access(_uc: Uc, _access: int, address: int, asize: int, value: int, _ud: object) -> None:
             fn(address, asize, value)
 
+        self.engine.set_exact_stops(True)  # a watchpoint stops right after the access
         return self.uc.hook_add(htype, on_access, begin=addr, end=addr + max(size, 1) - 1)
 
     def suppress_hooks_at(self, hart: Hart, pc: int) -> None:
@@ -493,12 +486,7 @@ class RiscvCpu:
         'fault' after a host-side error that was reported.
         """
         b = self.budget
-        b.budget = budget
-        b.stopped = 0
-        b.bytes = 0
-        b.blocks = 0
-        b.spinning = 0
-        b.fresh = 1
+        self._budget_begin(self._budget_ptr, budget)
         self.stop_reason = None
         while True:
             self.resume_after_error = False
