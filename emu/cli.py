@@ -36,7 +36,30 @@ def _repo_images() -> Path:
     return Path(__file__).resolve().parent.parent / "images"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier subcommands are imported only when named (or listed in
+    --help): `emu run` does not pay for the image, test and QEMU front ends."""
+
+    LAZY = {
+        "image": "emu.image_cli:image",
+        "test": "emu.testrunner.cli:test",
+        "qemu-system-riscv64": "emu.qemu_compat.cli:qemu_command",
+        "shim": "emu.qemu_compat.cli:shim_command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+
+            module, attr = self.LAZY[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """emu: a Unicorn-based SMP riscv64 `virt` machine for OS research."""
 
@@ -217,20 +240,6 @@ def _default_kernel() -> str:
         last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["make failed"]
         raise EmuError(f"building the reference guest failed: {last[0]}")
     return str(ref)
-
-
-def _register_subcommands() -> None:
-    from emu.image_cli import image as image_group
-    from emu.qemu_compat.cli import qemu_command, shim_command
-    from emu.testrunner.cli import test
-
-    main.add_command(image_group)
-    main.add_command(test)
-    main.add_command(qemu_command)
-    main.add_command(shim_command)
-
-
-_register_subcommands()
 
 
 def entry() -> None:

@@ -17,6 +17,7 @@ from emu.smp.hart import NO_DEADLINE, Hart, HsmState
 
 
 SPIN_SLICE_BYTES = 200 * BYTES_PER_INSN  # what others run before a polling hart looks again
+SOLO_ROUND_FACTOR = 8  # a round with one runnable hart is this many quanta long
 
 
 class Cpu(Protocol):
@@ -166,6 +167,11 @@ class Scheduler:
                 machine.report_hang()
                 break
             length = self.quantum
+            if len(runnable) == 1 and not any(h.state == HsmState.START_PENDING for h in self.harts):
+                # One hart runs alone: nothing to interleave with until an IPI (which cuts
+                # the round or lets its target join at the sender's time), a timer
+                # deadline (which cuts it below) or a device; fewer rounds, less host work.
+                length *= SOLO_ROUND_FACTOR
             start = self.clock.round_start
             for h in waiting:
                 if h.deadline != NO_DEADLINE and not h.stip:

@@ -125,6 +125,7 @@ class RiscvCpu:
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
         self.budget.spin_limit = SPIN_LIMIT
         self.budget.gpr = self.engine.gpr_address()
+        self._gprs = (ctypes.c_uint64 * 32).from_address(self.budget.gpr)  # x0..x31 in place
         self.budget.trap_counts = self.engine.native_counts_address()
         self._native_lib = lib = native.load()
         self._budget_begin = lib.emu_budget_begin
@@ -598,12 +599,12 @@ class RiscvCpu:
     # -- SBI register access -----------------------------------------------------
     def sbi_args(self) -> list[int]:
         """a0..a7 of the running hart."""
-        return [self.rreg(UC_RISCV_REG_A0 + i) for i in range(8)]
+        return self._gprs[10:18]  # read in place: the ecall hook runs with the CPU state synced
 
     def set_sbi_ret(self, error: int, value: int | None = None) -> None:
-        self.wreg(UC_RISCV_REG_A0, error)
+        self._gprs[10] = error & MASK64
         if value is not None:
-            self.wreg(UC_RISCV_REG_A1, value)
+            self._gprs[11] = value & MASK64
 
     def pc(self) -> int:
         return self.rreg(UC_RISCV_REG_PC)
