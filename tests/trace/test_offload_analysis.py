@@ -4,6 +4,7 @@ zCore's offload fork produces (tests/zcore/test_offload_trace.py checks the real
 from __future__ import annotations
 
 from emu.trace.analysis import analyse
+from emu.trace.report import format_compare, format_report, summarise
 
 STAGES = ["submit", "pickup", "execute", "complete", "wake", "resume"]
 HARTS = {"submit": 0, "pickup": 1, "execute": 1, "complete": 1, "wake": 1, "resume": 0}
@@ -42,3 +43,36 @@ def test_a_blocked_call_polled_again_keeps_its_match_and_first_execute():
     wait4 = spans[0]
     assert dict((n, t) for n, t, _h in wait4.stages)["execute"] == 30  # the first poll counts
     assert wait4.repeats == {"execute": 1}
+
+
+def test_report_states_the_share_the_stages_explain_per_call():
+    emu = {"events": blocked_and_quick(), "profile": {"name": "t", "stages": STAGES,
+                                                      "handoffs": [["submit", "pickup"], ["wake", "resume"]]}}
+    s = summarise(emu)
+    o = s["offload"]
+    assert o["calls"] == o["of"] == o["all_stages"] == 3 and not o["missing"] and o["repeats"] == 1
+    assert o["coverage"] == (120 + 40 + 35) / (140 + 60 + 50)
+    wait4 = o["per_syscall"]["260"]
+    assert wait4["name"] == "wait4 (260)" and wait4["coverage"] == 120 / 140
+    assert wait4["intervals"]["syscall->submit"] == 10 and wait4["intervals"]["execute->complete"] == 90
+    text = format_report(s)
+    assert "the stages explain 78.0% of their end-to-end latency" in text
+    assert "3 of 3 calls, 3 with all 6 stages" in text
+    row = next(ln for ln in text.splitlines() if ln.strip().startswith("wait4 (260)") and "%" in ln)
+    assert "85.7%" in row
+
+
+def test_compare_with_a_trace_without_stages():
+    staged = summarise({"events": blocked_and_quick(), "profile": {"name": "t", "stages": STAGES}})
+    plain_events: list = []
+    for i, num in enumerate((260, 172, 61, 61)):
+        plain_events += [[i * 100, 0, "syscall", {"num": num, "thread": "A", "args": [0] * 6}],
+                         [i * 100 + 20, 0, "sysret", {"thread": "A", "ret": 0}]]
+    plain = summarise({"events": plain_events, "profile": None})
+    assert plain["offload"] is None
+    for a, b, na, nb in ((staged, plain, "off.json", "base.json"), (plain, staged, "base.json", "off.json")):
+        text = format_compare(a, b, na, nb)
+        row = next(ln for ln in text.splitlines() if ln.strip().startswith("getdents64 (61)"))
+        assert row.split()[2:] in (["1", "50", "2", "20", "-30", "0.40"], ["2", "20", "1", "50", "+30", "2.50"]), row
+        assert "stages explain:" in text and "no stages" in text and "78.0% of 3 offloaded calls" in text
+        assert "execute->complete" in text
