@@ -108,7 +108,8 @@ def test_auto_picks_the_zcore_offload_profile(tmp_path):
     assert o["calls"] > 300 and o["all_stages"] == o["calls"] and o["coverage"] >= 0.95
 
 
-@pytest.mark.skipif(not BASELINE, reason="set EMU_ZCORE_BASELINE_KERNEL (the fork with offload removed) to compare")
+@pytest.mark.skipif(not BASELINE, reason=REASON if not (KERNEL and INITRD) else
+                    "set EMU_ZCORE_BASELINE_KERNEL (the fork with offload removed) to compare with it")
 def test_compare_with_the_baseline_kernel_per_call(offload_trace, tmp_path):
     base = tmp_path / "baseline.json"
     emu = traced_ls(str(BASELINE), base, "auto")
