@@ -3,7 +3,9 @@
 A span starts at a U-mode ecall on a hart and ends at the next return to U-mode of the
 same thread (satp + tp).  Stage events (from the profile) with the same correlation key
 form one instance of the protocol; an instance is attached to the span whose ecall is
-the latest unattached one on the hart where the instance's first stage ran.  Events are
+the latest unattached one on the hart where the instance's first stage ran.  A stage that
+fires again for a live instance (zCore polls a call that blocked once more after its
+wake-up) keeps its first time and is counted in `Span.repeats`.  Events are
 taken in emission order, which follows causality between harts.
 
 Besides spans: every WFI wait of every hart with what ended it (an IPI and from which
@@ -36,6 +38,7 @@ class Span:
     epc: int | None = None  # the ecall's address
     pc: int | None = None  # where the latest stage point fired
     pid: int | None = None  # from a profile field named `pid`, when there is one
+    repeats: dict[str, int] = field(default_factory=dict)  # stage -> times it fired again (the first counts)
 
     @property
     def points(self) -> list[tuple[str, int, int]]:
@@ -144,11 +147,14 @@ def analyse(events: Iterable[Event]) -> Analysis:
             key = f.get("key")
             span = instances.get(key)
             if span is None or any(s == f["stage"] for s, _, _ in span.stages) or span.end is not None:
-                span = pending.pop(hart, None)
-                if span is None:
-                    instances.pop(key, None)
+                new = pending.pop(hart, None)
+                if new is None:
+                    if span is not None and span.end is None:  # a repeat (a call polled again
+                        span.repeats[f["stage"]] = span.repeats.get(f["stage"], 0) + 1  # after it blocked)
+                    else:
+                        instances.pop(key, None)
                     continue
-                instances[key] = span
+                span = instances[key] = new
             span.stages.append((f["stage"], t, hart))
             if "pc" in f:
                 span.pc = f["pc"]

@@ -5,6 +5,7 @@ up), text second (`format_report`).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 from emu.trace.analysis import Analysis, Span, analyse
@@ -65,6 +66,45 @@ def in_flight(a: Analysis, names: dict[int, str]) -> list[dict[str, Any]]:
     return out
 
 
+def offload(done: list[Span], stages: list[str], names: dict[int, str]) -> dict[str, Any] | None:
+    """The calls that went through the profile's stages: how many got every stage, and the
+    share of their end-to-end latency (ecall -> return to user) the stages explain, i.e.
+    the time from their first stage to their last, overall and per system call."""
+    staged = [s for s in done if s.stages]
+    if not stages and not staged:
+        return None
+    missing: dict[str, int] = {}
+    per: dict[int, dict[str, Any]] = {}
+    e2e_all = explained_all = 0
+    for s in staged:
+        have = {name for name, _, _ in s.stages}
+        for st in stages:
+            if st not in have:
+                missing[st] = missing.get(st, 0) + 1
+        e2e = s.end - s.start  # type: ignore[operator]
+        explained = s.stages[-1][1] - s.stages[0][1]
+        e2e_all += e2e
+        explained_all += explained
+        row = per.setdefault(s.num, {"name": syscall_name(s.num, names), "count": 0, "all_stages": 0, "e2e": 0,
+                                     "explained": 0, "intervals": {}})
+        row["count"] += 1
+        row["all_stages"] += all(st in have for st in stages)
+        row["e2e"] += e2e
+        row["explained"] += explained
+        for name, t0, t1, _h0, _h1 in s.intervals():
+            row["intervals"][name] = row["intervals"].get(name, 0) + t1 - t0
+    out_per = {}
+    for n, r in sorted(per.items(), key=lambda kv: -kv[1]["count"]):
+        c = r["count"]
+        out_per[str(n)] = {"name": r["name"], "count": c, "all_stages": r["all_stages"], "mean_ns": r["e2e"] / c,
+                           "coverage": r["explained"] / r["e2e"] if r["e2e"] else 0.0,
+                           "intervals": {k: v / c for k, v in r["intervals"].items()}}
+    return {"stages": list(stages), "calls": len(staged), "of": len(done),
+            "all_stages": sum(r["all_stages"] for r in per.values()),
+            "missing": missing, "repeats": sum(sum(s.repeats.values()) for s in staged),
+            "coverage": explained_all / e2e_all if e2e_all else 0.0, "per_syscall": out_per}
+
+
 def summarise(emu: dict[str, Any]) -> dict[str, Any]:
     """Everything the report prints, as data (also what --compare lines up)."""
     from emu.trace.threads import per_thread
@@ -88,6 +128,7 @@ def summarise(emu: dict[str, Any]) -> dict[str, Any]:
         "end_ns": a.end_ns,
         "per_syscall": {str(n): {**stats(v), "name": syscall_name(n, names)} for n, v in sorted(by_num.items())},
         "per_interval": {k: {**stats(v), "share": (sum(v) / total if total else 0.0)} for k, v in intervals.items()},
+        "offload": offload(done, list(profile.get("stages") or []), names),
         "handoffs": _handoffs(a, done, profile.get("handoffs", [])),
         "per_hart": {str(h): dict(sorted(c.items())) for h, c in sorted(a.counts.items())},
         "per_thread": per_thread(a, names),
@@ -142,6 +183,8 @@ def format_report(s: dict[str, Any], title: str = "") -> str:
     lines += [_row(st.get("name", f"syscall {n}"), st) for n, st in s["per_syscall"].items()]
     lines += ["", "per stage interval (virtual ns; share of all end-to-end latency):", HEADER]
     lines += [_row(k, st, f"  {100 * st['share']:5.1f}%") for k, st in s["per_interval"].items()]
+    if s.get("offload"):
+        lines += ["", *format_offload(s["offload"])]
     if s["handoffs"]:
         lines += ["", "cross-hart hand-offs (how long the receiving hart sat in WFI inside them, "
                       "and what ended its wait):", HEADER]
@@ -167,21 +210,58 @@ def format_report(s: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def format_offload(o: dict[str, Any]) -> list[str]:
+    stages = o["stages"]
+    lines = [f"offloaded system calls (stages {' -> '.join(stages) or '-'}): {o['calls']} of {o['of']} calls, "
+             f"{o['all_stages']} with all {len(stages)} stages"
+             + (", missing: " + ", ".join(f"{k} {v}" for k, v in o["missing"].items()) if o["missing"] else ""),
+             f"  the stages explain {100 * o['coverage']:.1f}% of their end-to-end latency "
+             "(first stage -> last stage over ecall -> return to user)"]
+    if o.get("repeats"):
+        lines.append(f"  stages that fired again for a call already past them (a blocked call polled anew): {o['repeats']}")
+    if not o["per_syscall"]:
+        return lines
+    cols = list(dict.fromkeys(k for r in o["per_syscall"].values() for k in r["intervals"]))
+    w = max([10, *(len(c) for c in cols)])
+    lines.append(f"  {'mean ns per call':<{NAME_W - 2}} {'count':>6} {'end-to-end':>11} {'explained':>9} "
+                 + " ".join(f"{c:>{w}}" for c in cols))
+    for r in o["per_syscall"].values():
+        lines.append(f"  {r['name']:<{NAME_W - 2}} {r['count']:>6} {r['mean_ns']:>11.0f} {100 * r['coverage']:>8.1f}% "
+                     + " ".join(f"{r['intervals'][c]:>{w}.0f}" if c in r["intervals"] else f"{'-':>{w}}"
+                                for c in cols))
+    return lines
+
+
 def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> str:
+    """Two traces side by side: each system call by name (calls, mean end-to-end latency, the
+    difference and the ratio), each stage interval, and the share the stages explain (a trace
+    without stages shows -)."""
+    fa, fb = Path(name_a).name[-20:], Path(name_b).name[-20:]
     lines = [f"emu trace compare: {name_a} ({a['spans']} calls) vs {name_b} ({b['spans']} calls)", "",
-             f"  {'mean ns':<28} {name_a[-20:]:>20} {name_b[-20:]:>20} {'ratio':>8}"]
+             f"  {'mean ns':<28} {'calls':>6} {fa:>20} {'calls':>6} {fb:>20} {'difference':>12} {'ratio':>8}"]
 
     def row(label: str, x: dict | None, y: dict | None) -> str:
         mx = x["mean"] if x else None
         my = y["mean"] if y else None
         ratio = f"{my / mx:8.2f}" if mx and my else f"{'-':>8}"
+        diff = f"{round(my - mx):+12d}" if mx is not None and my is not None else f"{'-':>12}"
         fx = f"{mx:20.0f}" if mx is not None else f"{'-':>20}"
         fy = f"{my:20.0f}" if my is not None else f"{'-':>20}"
-        return f"  {label:<28} {fx} {fy} {ratio}"
+        cx = f"{x['count']:>6}" if x else f"{'-':>6}"
+        cy = f"{y['count']:>6}" if y else f"{'-':>6}"
+        return f"  {label:<28} {cx} {fx} {cy} {fy} {diff} {ratio}"
 
     for n in sorted(set(a["per_syscall"]) | set(b["per_syscall"]), key=int):
         x, y = a["per_syscall"].get(n), b["per_syscall"].get(n)
         lines.append(row((x or y or {}).get("name", f"syscall {n}"), x, y))
+    lines += ["", "  per stage interval:"]
     for k in list(dict.fromkeys([*a["per_interval"], *b["per_interval"]])):
         lines.append(row(k, a["per_interval"].get(k), b["per_interval"].get(k)))
+
+    def explained(s: dict[str, Any]) -> str:
+        o = s.get("offload")
+        if not o or not o["calls"]:
+            return "no stages"
+        return f"{100 * o['coverage']:.1f}% of {o['calls']} offloaded calls"
+    lines += ["", f"  stages explain: {Path(name_a).name} {explained(a)}; {Path(name_b).name} {explained(b)}"]
     return "\n".join(lines)

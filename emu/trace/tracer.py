@@ -61,8 +61,10 @@ class Tracer:
 
     # -- time ------------------------------------------------------------------------------
     def ns(self, hart: "Hart") -> int:
-        """Virtual ns of `hart` now, read without touching the guest-visible clock."""
-        return self.m.scheduler.local_bytes(hart) * NS_PER_TICK // 30
+        """Virtual ns of `hart` now, read without touching the guest-visible clock (code bytes
+        at the clock's rate: --mips sets the bytes per 100 ns tick)."""
+        sched = self.m.scheduler
+        return sched.local_bytes(hart) * NS_PER_TICK // sched.clock.bytes_per_tick
 
     def emit(self, hart: "Hart", kind: str, fields: dict[str, Any]) -> None:
         self.log.emit(self.ns(hart), hart.id, kind, fields)

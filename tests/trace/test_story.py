@@ -69,6 +69,15 @@ def test_report_names_everything(several_tasks):
     assert any(e["name"].startswith("WFI wake (ipi") for e in doc["traceEvents"] if e.get("cat") == "hart")
 
 
+def test_trace_time_is_the_guest_virtual_time(several_tasks):
+    """Event times are virtual ns at the run's --mips (they once assumed 30 code bytes per
+    100 ns tick, 10x too long at the default 1000 MIPS's 300)."""
+    emu = json.loads(several_tasks.read_text())["emu"]
+    end_ns = max(e[0] for e in emu["events"])
+    vtime_ns = emu["stats"]["vtime_s"] * 1e9
+    assert vtime_ns > 0 and 0.9 * vtime_ns <= end_ns <= 1.05 * vtime_ns + 100_000, (end_ns, vtime_ns)
+
+
 def test_plot_on_several_tasks(several_tasks, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "p.png"

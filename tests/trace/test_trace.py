@@ -92,9 +92,12 @@ def test_report_and_compare(refguest_elf, tmp_path):
                                  str(tmp_path / "poll.json")), capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stderr
     line = next(ln for ln in cmp.stdout.splitlines() if ln.strip().startswith(f"getpid ({BENCH_SYSCALL}) "))
-    cols = line.split()
-    assert len(cols) == 5 and float(cols[2]) > 0 and float(cols[3]) > 0  # both columns and a ratio
+    cols = line.split()  # name (2 words), calls and mean ns for each trace, the difference, the ratio
+    assert len(cols) == 8 and int(cols[2]) == int(cols[4]) == 101 and float(cols[3]) > 0 and float(cols[5]) > 0
+    assert float(cols[6]) == pytest.approx(float(cols[5]) - float(cols[3]), abs=1)
     assert "off.json" in cmp.stdout and "poll.json" in cmp.stdout
+    explain = next(ln for ln in cmp.stdout.splitlines() if "stages explain:" in ln)
+    assert explain.count("% of 1") == 2  # both run the stage functions (offload=off: all on hart 0)
 
 
 @pytest.mark.parametrize("content", [b"", b"{\"traceEvents\": [", b"not json at all", b"{\"traceEvents\": []}",
