@@ -44,6 +44,29 @@ class BudgetStruct(ctypes.Structure):
     ]
 
 
+class HartIoStruct(ctypes.Structure):
+    """Mirror of `struct emu_hart_io` in budget.c: the native switch and slice runner."""
+
+    _fields_ = [
+        ("uc", ctypes.c_void_p),
+        ("budget", ctypes.c_void_p),
+        ("context_restore", ctypes.c_void_p),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_write", ctypes.c_void_p),
+        ("tlb_switch", ctypes.c_void_p),
+        ("emu_start", ctypes.c_void_p),
+        ("reg_priv", ctypes.c_int32),
+        ("reg_mip", ctypes.c_int32),
+        ("reg_pc", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("priv_m", ctypes.c_uint64),
+        ("mip_keep", ctypes.c_uint64),
+        ("until", ctypes.c_uint64),
+        ("pc", ctypes.c_uint64),
+        ("priv", ctypes.c_uint64),
+    ]
+
+
 class SpinStruct(ctypes.Structure):
     """Mirror of `struct emu_spin` in budget.c: one hart's time-polling state."""
 

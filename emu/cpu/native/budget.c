@@ -165,6 +165,60 @@ void emu_budget_hit(void *uc, uint64_t address, void *user_data)
     set_mark(b);
 }
 
+/* Switching harts and running a slice in one call each (a ctypes call costs about half a
+ * microsecond; a switch was ten of them).  The engine's entry points come in as function
+ * pointers, as uc_emu_stop does. */
+typedef int (*uc_ctx_fn)(void *uc, void *ctx);
+typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
+typedef int (*uc_start_fn)(void *uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count);
+
+struct emu_hart_io {
+    void *uc;
+    struct emu_budget *budget;
+    uc_ctx_fn context_restore;
+    uc_reg_fn reg_read;
+    uc_reg_fn reg_write;
+    uc_ctx_fn tlb_switch;        /* uc_emu_tlb_switch(uc, set) */
+    uc_start_fn emu_start;
+    int32_t reg_priv, reg_mip, reg_pc, pad;
+    uint64_t priv_m;             /* the privilege at which mip is writable */
+    uint64_t mip_keep;           /* mip bits the context keeps (the rest come from the host) */
+    uint64_t until;              /* an address no guest executes */
+    uint64_t pc, priv;           /* after a slice: where the hart stopped */
+};
+
+/* Load a hart: its context, the host-raised mip bits (QEMU's interrupt_request is outside
+ * the context: writing mip makes pending bits taken), and its own TLB set. */
+int emu_switch_in(struct emu_hart_io *io, void *ctx, void *tlb_set, uint64_t mip_bits)
+{
+    uint64_t priv, mip;
+    int err = io->context_restore(io->uc, ctx);
+    if (err)
+        return err;
+    io->reg_read(io->uc, io->reg_priv, &priv);
+    io->reg_write(io->uc, io->reg_priv, &io->priv_m);
+    io->reg_read(io->uc, io->reg_mip, &mip);
+    mip = (mip & io->mip_keep) | mip_bits;
+    io->reg_write(io->uc, io->reg_mip, &mip);
+    io->reg_write(io->uc, io->reg_priv, &priv);
+    return io->tlb_switch(io->uc, tlb_set);
+}
+
+/* Run the loaded hart from its pc, with a new slice of `budget` bytes if budget >= 0 (else
+ * the slice goes on); on return io->pc and io->priv say where it stopped. */
+int emu_run_slice(struct emu_hart_io *io, int64_t budget)
+{
+    uint64_t pc;
+    int err;
+    if (budget >= 0)
+        emu_budget_begin(io->budget, budget);
+    io->reg_read(io->uc, io->reg_pc, &pc);
+    err = io->emu_start(io->uc, pc, io->until, 0, 0);
+    io->reg_read(io->uc, io->reg_pc, &io->pc);
+    io->reg_read(io->uc, io->reg_priv, &io->priv);
+    return err;
+}
+
 /* An MMIO region with nothing behind it that reads all ones (PCI ECAM with no devices:
  * vendor 0xFFFF).  zCore probes all 65,536 functions at boot; in C each read costs
  * nanoseconds instead of a Python callback. */

@@ -134,6 +134,21 @@ class RiscvCpu:
         self._budget_ptr = ctypes.addressof(self.budget)
         self.engine.budget(self._budget_ptr, ctypes.cast(lib.emu_budget_hit, ctypes.c_void_p).value or 0,
                            self._budget_ptr)
+        self._io = io = native.HartIoStruct()  # the native switch and slice runner
+        io.uc, io.budget = self._h, self._budget_ptr
+        for name in ("context_restore", "reg_read", "reg_write", "emu_start"):
+            setattr(io, name, ctypes.cast(getattr(uclib, f"uc_{name}"), ctypes.c_void_p).value)
+        io.tlb_switch = ctypes.cast(uclib.uc_emu_tlb_switch, ctypes.c_void_p).value
+        io.reg_priv, io.reg_mip, io.reg_pc = UC_RISCV_REG_PRIV, UC_RISCV_REG_MIP, UC_RISCV_REG_PC
+        io.priv_m, io.until = csr.PRV_M, UNTIL
+        io.mip_keep = MASK64 & ~(csr.MIP_STIP | csr.MIP_SEIP)
+        self._io_ptr = ctypes.addressof(io)
+        self._native_switch_in = lib.emu_switch_in
+        self._native_switch_in.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
+        self._native_switch_in.restype = ctypes.c_int
+        self._run_slice = lib.emu_run_slice
+        self._run_slice.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        self._run_slice.restype = ctypes.c_int
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         # No UC_HOOK_MEM_UNMAPPED: any memory hook slows every access (measured: Linux to
@@ -447,19 +462,35 @@ class RiscvCpu:
 
     # -- switching harts -------------------------------------------------------
     def switch_in(self, hart: Hart) -> None:
-        self.uc.context_restore(hart.ctx)
         self.current = hart
-        priv = self.rreg(UC_RISCV_REG_PRIV)
-        self.set_priv(csr.PRV_M)
+        tlb = self._tlb_sets.get(hart.id)
+        if tlb is None:
+            tlb = self._tlb_sets[hart.id] = self.engine.tlb_new()
         if hart.start is not None:
-            pc, a0, a1 = hart.start
-            hart.start = None
-            self.wreg(UC_RISCV_REG_PC, pc)
-            self.wreg(UC_RISCV_REG_A0, a0)
-            self.wreg(UC_RISCV_REG_A1, a1)
-            self.wreg(UC_RISCV_REG_SATP, 0)
-            self.wreg(UC_RISCV_REG_SSTATUS, self.rreg(UC_RISCV_REG_SSTATUS) & ~csr.SSTATUS_SIE)
-            priv = csr.PRV_S
+            self._switch_in_started(hart, tlb)
+        else:
+            # context, the host-raised mip bits and the hart's own TLB set, in one call
+            mip = (csr.MIP_STIP if hart.stip else 0) | (csr.MIP_SEIP if hart.seip else 0)
+            if hart.ssip_pending:
+                mip |= csr.MIP_SSIP
+                hart.ssip_pending = False
+            err = self._native_switch_in(self._io_ptr, blob_address(hart.ctx), tlb, mip)
+            if err:
+                raise UcError(err)
+        if hart.flush_tlb or hart.flush_pages:
+            self.apply_fences(hart)
+
+    def _switch_in_started(self, hart: Hart, tlb: int) -> None:
+        """Load a hart that an SBI HSM start has just started (pc, a0, a1 from the call)."""
+        self.uc.context_restore(hart.ctx)
+        self.set_priv(csr.PRV_M)
+        pc, a0, a1 = hart.start
+        hart.start = None
+        self.wreg(UC_RISCV_REG_PC, pc)
+        self.wreg(UC_RISCV_REG_A0, a0)
+        self.wreg(UC_RISCV_REG_A1, a1)
+        self.wreg(UC_RISCV_REG_SATP, 0)
+        self.wreg(UC_RISCV_REG_SSTATUS, self.rreg(UC_RISCV_REG_SSTATUS) & ~csr.SSTATUS_SIE)
         # QEMU's interrupt_request is outside the blob: write mip back so pending bits are taken.
         mip = self.rreg(UC_RISCV_REG_MIP) & ~(csr.MIP_STIP | csr.MIP_SEIP)
         if hart.stip:
@@ -470,12 +501,8 @@ class RiscvCpu:
             mip |= csr.MIP_SSIP
             hart.ssip_pending = False
         self.wreg(UC_RISCV_REG_MIP, mip)
-        self.set_priv(priv)
-        tlb = self._tlb_sets.get(hart.id)
-        if tlb is None:
-            tlb = self._tlb_sets[hart.id] = self.engine.tlb_new()
+        self.set_priv(csr.PRV_S)
         self.engine.tlb_switch(tlb)  # each hart keeps its own TLB: no flush on a switch
-        self.apply_fences(hart)
 
     def switch_out(self, hart: Hart) -> None:
         self.uc.context_update(hart.ctx)
@@ -487,12 +514,18 @@ class RiscvCpu:
         'fault' after a host-side error that was reported.
         """
         b = self.budget
-        self._budget_begin(self._budget_ptr, budget)
+        uc = self.uc
         self.stop_reason = None
         while True:
             self.resume_after_error = False
+            uc._hook_exception = None  # what the binding's emu_start does around the call
             try:
-                self.uc.emu_start(self.rreg(UC_RISCV_REG_PC), UNTIL)
+                err = self._run_slice(self._io_ptr, budget)
+                budget = -1  # a second pass continues the slice
+                if err:
+                    raise UcError(err)
+                if uc._hook_exception is not None:
+                    raise uc._hook_exception
             except UcError as err:
                 if self.resume_after_error and self.stop_reason is None and b.budget > 0:
                     continue  # ebreak delivered from UC_HOOK_INSN_INVALID: carry on at stvec
@@ -506,9 +539,7 @@ class RiscvCpu:
             return "spin"
         if b.stopped:
             return "budget"
-        priv = self.rreg(UC_RISCV_REG_PRIV)
-        pc = self.rreg(UC_RISCV_REG_PC)
-        if self.fetch_insn(pc - 4, priv) == csr.INSN_WFI:
+        if self.fetch_insn(self._io.pc - 4, self._io.priv) == csr.INSN_WFI:
             return "wfi"
         return "yield"
 
