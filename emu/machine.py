@@ -51,6 +51,7 @@ PAGE_SIZE = 4096
 FENCE_PAGES_MAX = 32  # a remote sfence.vma over more pages than this flushes the whole TLB
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
+REALTIME_LAG_MAX = 1.0  # s: on a terminal, idle time is skipped at once while virtual time lags this much
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Machine:
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None
         self.pending_input = bytearray()  # typed but not yet in the UART FIFO
+        self._realtime_anchor: tuple[float, int] | None = None  # (host s, ticks): terminal idle waits
         self._tail = b""
         self.signals = SignalGuard(enabled=False)
         self.idle_eof = IdleAfterEof(self.opts.on_idle_eof)
@@ -375,19 +377,31 @@ class Machine:
     def idle_wait(self, ticks: int) -> int:
         """Every hart waits for a timer `ticks` away: how many ticks may the clock skip?
 
-        All of them, at once, unless the console is an interactive terminal: then wait in
-        real time (at most 0.2 s per call, returning early on a key press) and let the
-        clock advance by what passed.  Runs from pipes and files stay instant and
-        deterministic; an idle shell on a terminal does not burn a host CPU.
+        All of them, at once, unless the console is an interactive terminal: then virtual
+        time is kept from running ahead of real time (as on QEMU, an idle shell burns no
+        host CPU).  A guest whose virtual time lags real time (it computed slower than its
+        clock rate) skips at once, as QEMU's clock would already be there; one that is
+        ahead waits (at most 0.2 s per call, returning early on a key press) and the clock
+        advances by what passed.  Runs from pipes and files stay instant and
+        deterministic.
         """
         if not self.console.interactive or self.opts.realtime:
             return self._idle_after_eof(ticks)
-        wait = min(ticks / TIMEBASE_HZ, 0.2)
-        start = time.monotonic()
+        now = time.monotonic()
+        if self._realtime_anchor is None:
+            self._realtime_anchor = (now, self.clock.ticks)
+        real0, ticks0 = self._realtime_anchor
+        behind = (now - real0) - (self.clock.ticks - ticks0) / TIMEBASE_HZ  # s virtual lags real
+        if behind > REALTIME_LAG_MAX:  # a long stop (a debugger): catch up, not fast-forward
+            self._realtime_anchor = (now - REALTIME_LAG_MAX, self.clock.ticks)
+            behind = REALTIME_LAG_MAX
+        if behind >= ticks / TIMEBASE_HZ:
+            return ticks
+        wait = min(ticks / TIMEBASE_HZ - max(behind, 0.0), 0.2)
         self.pending_input += self.console.read_input(wait)
         if self.console.quit_requested:
             self.request_exit(0, "quit (Ctrl-A x)")
-        return min(ticks, int((time.monotonic() - start) * TIMEBASE_HZ))
+        return min(ticks, int((max(behind, 0.0) + time.monotonic() - now) * TIMEBASE_HZ))
 
     def _idle_after_eof(self, ticks: int) -> int:
         """Scripted runs end: piped input is over, all of it read, and the guest idles on.

@@ -17,6 +17,9 @@
 (e) zCore, when EMU_ZCORE_KERNEL (and/or EMU_ZCORE_OFFLOAD_KERNEL) and EMU_ZCORE_INITRD are set:
     host seconds to `/ # ` and for `ls /libc-test/src/math`, emu against QEMU.
 
+QEMU runs twice per figure: as users run it (multi-threaded TCG, one host thread per vCPU) and with
+`-accel tcg,thread=single` (all vCPUs on one host thread, as emu runs them): the per-core comparison.
+
 Every figure is the median of --runs runs, emu and QEMU alternating.  QEMU with -smp 2 on a host
 with 2 cores or fewer (or a busy one) is very sensitive to load: its vCPU threads wait for the host
 scheduler at every synchronous cross-CPU call.  Needs pexpect, make -C images/linux and the
@@ -85,23 +88,31 @@ def print_stats(stats: dict, base: dict | None) -> None:
               f"{stats['vtime_s'] - base['vtime_s']:.3f} s")
 
 
-def alternate(label: str, runs: int, measure, emu: list[str], qemu: list[str] | None) -> tuple[list, list]:
-    """`runs` measurements of emu and QEMU in turn (A B A B: drift hits both alike)."""
-    e_runs, q_runs = [], []
+def single_thread(qemu: list[str] | None) -> list[str] | None:
+    """QEMU with all vCPUs on one host thread (-accel tcg,thread=single), as emu runs: the
+    per-core comparison, which host load does not distort the way it does multi-threaded TCG."""
+    return [*qemu, "-accel", "tcg,thread=single"] if qemu else None
+
+
+def alternate(label: str, runs: int, measure, emu: list[str], qemu: list[str] | None) -> tuple[list, list, list]:
+    """`runs` measurements of emu, QEMU and single-threaded QEMU in turn (A B C A B C: drift
+    hits all alike)."""
+    e_runs, q_runs, s_runs = [], [], []
     for i in range(runs):
         print(f"... {label} run {i + 1}/{runs}", file=sys.stderr, flush=True)
         e_runs.append(measure(emu))
         if qemu:
             q_runs.append(measure(qemu))
-    return e_runs, q_runs
+            s_runs.append(measure(single_thread(qemu)))
+    return e_runs, q_runs, s_runs
 
 
-def bench_linux_whole(runs: int, work: int) -> tuple[list[dict], list[dict]]:
+def bench_linux_whole(runs: int, work: int) -> tuple[list[dict], list[dict], list[dict]]:
     emu, qemu = bench_linux.commands(SMP, f"{bench_linux.APPEND} emu.work={work}")
     return alternate("(a)", runs, linux_run, emu, qemu)
 
 
-def report_linux(e_runs: list[dict], q_runs: list[dict], work: int, base: dict | None) -> None:
+def report_linux(e_runs: list[dict], q_runs: list[dict], s_runs: list[dict], work: int, base: dict | None) -> None:
     e_end = median(r["end"] for r in e_runs)
     print(f"(a) Linux workload emu.work={work}, -smp {SMP} -m 256M (host s from process start to exit; "
           "workload = `selftest: ok` to exit)")
@@ -109,22 +120,28 @@ def report_linux(e_runs: list[dict], q_runs: list[dict], work: int, base: dict |
     if q_runs:
         q_end = median(r["end"] for r in q_runs)
         e_w, q_w = median(r["end"] - r["ok"] for r in e_runs), median(r["end"] - r["ok"] for r in q_runs)
+        s_end, s_w = median(r["end"] for r in s_runs), median(r["end"] - r["ok"] for r in s_runs)
         print(f"  QEMU: whole {q_end:6.2f}  workload {q_w:6.2f}")
-        print(f"  ratio emu/QEMU: whole {ratio(e_end, q_end)}  workload {ratio(e_w, q_w)}")
+        print(f"  QEMU, one host thread: whole {s_end:6.2f}  workload {s_w:6.2f}")
+        print(f"  ratio emu/QEMU: whole {ratio(e_end, q_end)}  workload {ratio(e_w, q_w)};  "
+              f"emu/QEMU one thread: whole {ratio(e_end, s_end)}  workload {ratio(e_w, s_w)}")
     else:
         print("  QEMU not installed (apt-get install qemu-system-misc opensbi): no ratio")
     print_stats(e_runs[-1]["stats"], base)
 
 
-def report_boot(e_runs: list[dict], q_runs: list[dict]) -> None:
+def report_boot(e_runs: list[dict], q_runs: list[dict], s_runs: list[dict]) -> None:
     e_ok = median(r["ok"] for r in e_runs)
     print("(d) Linux boot (from the runs of (a)): host s to `Run /init` and to `selftest: ok`")
     print(f"  emu : Run /init {median(r['init'] for r in e_runs):6.2f}  selftest: ok {e_ok:6.2f}")
     if q_runs:
         q_init, q_ok = median(r["init"] for r in q_runs), median(r["ok"] for r in q_runs)
         print(f"  QEMU: Run /init {q_init:6.2f}  selftest: ok {q_ok:6.2f}")
-        print(f"  ratio emu/QEMU: Run /init {ratio(median(r['init'] for r in e_runs), q_init)}  "
-              f"selftest: ok {ratio(e_ok, q_ok)}")
+        s_init, s_ok = median(r["init"] for r in s_runs), median(r["ok"] for r in s_runs)
+        e_init = median(r['init'] for r in e_runs)
+        print(f"  QEMU, one host thread: Run /init {s_init:6.2f}  selftest: ok {s_ok:6.2f}")
+        print(f"  ratio emu/QEMU: Run /init {ratio(e_init, q_init)}  selftest: ok {ratio(e_ok, q_ok)};  "
+              f"emu/QEMU one thread: Run /init {ratio(e_init, s_init)}  selftest: ok {ratio(e_ok, s_ok)}")
 
 
 def bench_switch(runs: int) -> dict[int, list[dict]]:
@@ -203,12 +220,15 @@ def bench_zcore_boots(runs: int) -> None:
     print(f"(e) zCore -smp {SMP} -m {bench_zcore.MEMORY}: host s to `/ # ` and for `ls /libc-test/src/math`")
     for label, kernel in kernels:
         emu, qemu = bench_zcore.commands(kernel, initrd, str(SMP))
-        e_runs, q_runs = alternate(f"(e) {label}", runs, zcore_run, emu, qemu)
+        e_runs, q_runs, s_runs = alternate(f"(e) {label}", runs, zcore_run, emu, qemu)
         e = [median(r[k] for r in e_runs) for k in (0, 1)]
         line = f"  {label:<13} emu : boot {e[0]:6.2f}  ls {e[1]:6.2f}"
         if q_runs:
             q = [median(r[k] for r in q_runs) for k in (0, 1)]
             line += f"   QEMU: boot {q[0]:6.2f}  ls {q[1]:6.2f}   ratio boot {ratio(e[0], q[0])}  ls {ratio(e[1], q[1])}"
+            q1 = [median(r[k] for r in s_runs) for k in (0, 1)]
+            line += (f"\n  {'':<13} QEMU one thread: boot {q1[0]:6.2f}  ls {q1[1]:6.2f}   "
+                     f"ratio boot {ratio(e[0], q1[0])}  ls {ratio(e[1], q1[1])}")
         print(line)
 
 
@@ -221,10 +241,11 @@ def main() -> None:
     if a.runs < 1 or a.work < 1 or a.n < 1:
         ap.error("--runs, --work and --n must be positive")
     os.chdir(ROOT)
+    bench_linux.as_installed()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.perf_counter()
 
-    e_runs, q_runs = bench_linux_whole(a.runs, a.work)
+    e_runs, q_runs, s_runs = bench_linux_whole(a.runs, a.work)
     switch = bench_switch(a.runs)
     poll = bench_poll(a.runs, a.n)
 
@@ -234,13 +255,13 @@ def main() -> None:
         print(f"NOTE: QEMU -smp {SMP} needs a free host core per vCPU: on this host "
               f"({os.cpu_count()} CPUs, load {load:.2f}) its figures are inflated by host scheduling and vary a lot")
     print()
-    report_linux(e_runs, q_runs, a.work, switch[20000][-1]["stats"])
+    report_linux(e_runs, q_runs, s_runs, a.work, switch[20000][-1]["stats"])
     print()
     report_switch(switch)
     print()
     report_poll(poll, a.n)
     print()
-    report_boot(e_runs, q_runs)
+    report_boot(e_runs, q_runs, s_runs)
     print()
     bench_zcore_boots(a.runs)
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
