@@ -11,7 +11,7 @@ import os
 import select
 import termios
 import tty
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 CTRL_A = 0x01
 
@@ -28,6 +28,7 @@ class Console:
         self.quit_requested = False
         self._escape = False
         self._saved_tty: list | None = None
+        self.before_flush: Callable[[], None] | None = None  # pulls output buffered elsewhere (the UART's)
 
     @property
     def interactive(self) -> bool:
@@ -52,6 +53,8 @@ class Console:
             self.log += data
 
     def flush(self) -> None:
+        if self.before_flush is not None:
+            self.before_flush()
         if self.out:
             for fd in ([] if self.out_fd is None else [self.out_fd]) + self.copies:
                 data = bytes(self.out)

@@ -6,6 +6,7 @@ part reaches into another.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import time
@@ -94,6 +95,7 @@ class Machine:
         self.exit_reason = ""
         self.events: deque[tuple] = deque(maxlen=16)
         self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies)
+        self.console.before_flush = self.drain_uart
         self.clock = VirtualClock(self.opts.mips)
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None
@@ -116,13 +118,17 @@ class Machine:
         self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
         self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
         self.mmio_counts: dict[str, int] = {}
+        self._uart_fast: "native.UartFastStruct | None" = None
         self.virtio = self._make_virtio_devices()
         for region in board.regions:
             if region.kind == "pci_ecam":  # no devices: all ones, answered natively
                 self.cpu.map_native_all_ones(region.base, region.size)
                 continue
             device = self.virtio.get(region.name) or self._make_device(region.kind)
-            if device is not None:
+            if device is self.uart:  # its hot registers natively (see uart_fast.c)
+                self._uart_fast = self.cpu.map_uart_fast(region.base, region.size, device, self.mmio_counts, region.name)
+                self.uart.attach_fast(self._uart_fast)
+            elif device is not None:
                 self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
         self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
         for hart in self.harts:
@@ -254,6 +260,12 @@ class Machine:
             code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
             return RunResult(code, self.exit_reason, self.stats())
 
+    def _mmio_stats(self) -> dict[str, int]:
+        counts = dict(self.mmio_counts)
+        if self._uart_fast is not None:
+            counts["uart0"] = counts.get("uart0", 0) + self._uart_fast.accesses
+        return counts
+
     def _finish_trace(self) -> None:
         if self.trace_log is not None and self.opts.trace and self.opts.trace != "-":
             from emu.trace.output import write_trace
@@ -278,7 +290,7 @@ class Machine:
             "rdtime_skipped_ticks": self.clock.native.skipped_bytes // self.clock.bytes_per_tick,
             "native_traps": {f"trap{c}": n for c, n in self.cpu.engine.native_counts().items()},
             "sbi": dict(self.sbi.calls),
-            "mmio": dict(self.mmio_counts),
+            "mmio": self._mmio_stats(),
             "harts": per_hart,
         }
 
@@ -291,6 +303,7 @@ class Machine:
 
     def poll(self, block: bool) -> None:
         """Between rounds: console I/O, --timeout, --realtime pacing, panic grace, GDB, signals."""
+        self.drain_uart()
         if self.trace_log is not None and self.console.out:
             self.trace_log.sync()  # the trace on disk covers whatever the console has shown
         self.console.flush()
@@ -368,6 +381,7 @@ class Machine:
                        capture: bool = True) -> None:
         """New host-side console ends (e.g. in a forked child); the guest keeps its UART state."""
         self.console = Console(stdin, stdout, capture)
+        self.console.before_flush = self.drain_uart
         self.pending_input.clear()
 
     def type_input(self, data: bytes) -> None:
@@ -591,6 +605,18 @@ class Machine:
         self.cpu.stop("suspend")
 
     def console_write(self, data: bytes) -> None:
+        self.drain_uart()  # what the UART sent natively goes first
+        self._console_out(data)
+
+    def drain_uart(self) -> None:
+        """Move what the guest wrote to the UART's native transmit buffer to the console
+        (called before any other console output, between rounds and before a flush)."""
+        fast = self._uart_fast
+        if fast is not None and fast.tx_len:
+            n, fast.tx_len = fast.tx_len, 0
+            self._console_out(ctypes.string_at(ctypes.addressof(fast.tx), n))
+
+    def _console_out(self, data: bytes) -> None:
         self.console.write(data)
         self.idle_eof.activity()
         self._watch_panic(data)
@@ -599,6 +625,7 @@ class Machine:
         out = bytearray()
         while self.uart.rx and len(out) < size:
             out.append(self.uart.rx.popleft())
+        self.uart.sync_fast()
         take = min(size - len(out), len(self.pending_input))
         out += self.pending_input[:take]
         del self.pending_input[:take]

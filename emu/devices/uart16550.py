@@ -1,6 +1,8 @@
 """ns16550a UART following QEMU's hw/char/serial.c interrupt rules.
 
-Transmit is instantaneous (bytes go to the `tx` callback).  Receive holds host input in
+Transmit is instantaneous (bytes go to the `tx` callback; while DLAB is clear and the
+THR-empty interrupt is off, LSR reads and THR writes are served by a native front, see
+emu/cpu/native/uart_fast.c).  Receive holds host input in
 a FIFO.  Interrupt priority: received data before transmitter empty; "transmitter
 empty" is raised by a THR write or by enabling it in IER while THR is empty, and is
 cleared by an IIR read that reports it.  LSR is always 0x60 | data-ready.
@@ -8,7 +10,7 @@ cleared by an IIR read that reports it.  LSR is always 0x60 | data-ready.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
 from emu.devices.irq import IrqLine
 
@@ -33,11 +35,26 @@ class Uart16550:
         self.dlm = 0
         self.thr_ipending = False
         self.configured = False  # the guest has programmed the UART (IER, FCR or LCR)
+        self.fast: Any = None  # native LSR/THR state (emu/cpu/native/uart_fast.c), if mapped so
+
+    def attach_fast(self, fast: Any) -> None:
+        """Let a native front (uart_fast.c) serve LSR reads and THR writes while they have
+        no side effect but the byte: DLAB clear and the THR-empty interrupt off."""
+        self.fast = fast
+        self.sync_fast()
+
+    def sync_fast(self) -> None:
+        """Tell the native front what it may answer (after any change of LCR, IER or rx)."""
+        fast = self.fast
+        if fast is not None:
+            fast.fast = 0 if (self.lcr & LCR_DLAB or self.ier & IER_THRI) else 1
+            fast.rx_ready = 1 if self.rx else 0
 
     # -- host side ---------------------------------------------------------
     def push_input(self, data: bytes) -> None:
         self.rx.extend(data)
         self._update()
+        self.sync_fast()
 
     def can_accept(self) -> bool:
         """Take more host input only once the guest drives the UART and has drained the
@@ -67,6 +84,7 @@ class Uart16550:
                 return self.dll
             val = self.rx.popleft() if self.rx else 0
             self._update()
+            self.sync_fast()
             return val
         if offset == IER:
             return self.dlm if self.lcr & LCR_DLAB else self.ier
@@ -89,7 +107,11 @@ class Uart16550:
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
-        value &= 0xFF
+        self._write(offset, value & 0xFF)
+        if offset in (IER, IIR_FCR, LCR):
+            self.sync_fast()
+
+    def _write(self, offset: int, value: int) -> None:
         if offset == RBR_THR:
             if self.lcr & LCR_DLAB:
                 self.dll = value

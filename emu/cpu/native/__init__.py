@@ -16,7 +16,7 @@ from pathlib import Path
 
 from emu.errors import EmuError
 
-_SRC = Path(__file__).with_name("budget.c")
+_DIR = Path(__file__).parent
 
 
 class BudgetStruct(ctypes.Structure):
@@ -67,6 +67,24 @@ class HartIoStruct(ctypes.Structure):
     ]
 
 
+UART_TX_MAX = 4096
+
+
+class UartFastStruct(ctypes.Structure):
+    """Mirror of `struct emu_uart_fast` in uart_fast.c."""
+
+    _fields_ = [
+        ("fast", ctypes.c_uint64),
+        ("rx_ready", ctypes.c_uint64),
+        ("accesses", ctypes.c_uint64),
+        ("events", ctypes.c_void_p),
+        ("read", ctypes.c_void_p),
+        ("write", ctypes.c_void_p),
+        ("tx_len", ctypes.c_uint64),
+        ("tx", ctypes.c_uint8 * UART_TX_MAX),
+    ]
+
+
 class SpinStruct(ctypes.Structure):
     """Mirror of `struct emu_spin` in budget.c: one hart's time-polling state."""
 
@@ -101,10 +119,10 @@ def _cache_dir() -> Path:
 
 
 def library_path() -> Path:
-    """Path of the compiled helper, building it if it is missing or stale."""
-    src = _SRC.read_bytes()
-    digest = hashlib.sha256(src).hexdigest()[:16]
-    out = _cache_dir() / f"libemu_budget-{digest}.so"
+    """Path of the compiled helpers (every .c file here, one library), built if missing or stale."""
+    sources = sorted(_DIR.glob("*.c"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
+    out = _cache_dir() / f"libemu_native-{digest}.so"
     if out.exists():
         return out
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -113,7 +131,7 @@ def library_path() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
-    res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(_SRC)], capture_output=True, text=True)
+    res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, *map(str, sources)], capture_output=True, text=True)
     if res.returncode != 0:
         os.unlink(tmp)
         raise EmuError(f"building the native helper failed: {res.stderr.strip().splitlines()[-1] if res.stderr else cc}")

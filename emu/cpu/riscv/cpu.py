@@ -61,6 +61,8 @@ NATIVE_TRAP_CAUSES = frozenset({csr.CAUSE_USER_ECALL, csr.CAUSE_FETCH_PAGE_FAULT
                                 csr.CAUSE_LOAD_PAGE_FAULT, csr.CAUSE_STORE_PAGE_FAULT})
 NATIVE_TRAP_LOOP_LIMIT = 1000  # identical native faults in a row, then the hook sees them
 SPIN_LIMIT = 3  # returns to a loop's head with identical registers that make it a poll
+_MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_void_p)
+_MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_uint64, ctypes.c_void_p)
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 MASK64 = (1 << 64) - 1
 UC_CTL_TLB_FLUSH_WRITE = (1 << 30) | unicorn.UC_CTL_TLB_FLUSH
@@ -120,6 +122,7 @@ class RiscvCpu:
         self.stop_reason: str | None = None
         self.resume_after_error = False
         self.engine = Engine(self._h)  # the patched engine's extensions (patches/unicorn)
+        self._keep_alive: list[object] = []  # native callbacks and state the engine points to
         self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
@@ -178,6 +181,49 @@ class RiscvCpu:
             write(offset, size, value)
 
         self.uc.mmio_map(base, size, on_read, None, on_write, None)
+
+    def map_uart_fast(self, base: int, size: int, device: Device, counts: dict[str, int], name: str) -> native.UartFastStruct:
+        """A 16550 whose LSR reads and THR writes are served natively (uart_fast.c) while
+        the model keeps them free of side effects; every other access reaches `device`
+        as map_device's do.  The model owns the returned state (`fast`, `rx_ready`); the
+        machine drains its transmit buffer."""
+        read, write = device.read, device.write
+        counts[name] = 0
+        budget, uc = self.budget, self.uc
+
+        def failed(err: BaseException) -> None:  # as the binding's hook wrapper does
+            if uc._hook_exception is None:
+                uc._hook_exception = err
+            uc.emu_stop()
+
+        def on_read(_uc: int, offset: int, size: int, _ud: int) -> int:
+            try:
+                counts[name] += 1
+                budget.events += 1
+                return read(offset, size)
+            except BaseException as err:  # noqa: BLE001 - re-raised after emu_start
+                failed(err)
+                return 0
+
+        def on_write(_uc: int, offset: int, size: int, value: int, _ud: int) -> None:
+            try:
+                counts[name] += 1
+                write(offset, size, value)
+            except BaseException as err:  # noqa: BLE001 - re-raised after emu_start
+                failed(err)
+
+        fast = native.UartFastStruct()
+        fast.events = ctypes.addressof(budget) + native.BudgetStruct.events.offset
+        callbacks = (_MMIO_READ(on_read), _MMIO_WRITE(on_write))
+        fast.read, fast.write = (ctypes.cast(cb, ctypes.c_void_p).value for cb in callbacks)
+        self._keep_alive += [fast, callbacks]
+        lib = self._native_lib
+        err = uclib.uc_mmio_map(self._h, base, size, ctypes.cast(lib.emu_uart_read, ctypes.c_void_p),
+                                ctypes.addressof(fast), ctypes.cast(lib.emu_uart_write, ctypes.c_void_p),
+                                ctypes.addressof(fast))
+        if err != unicorn.UC_ERR_OK:
+            raise UcError(err)
+        return fast
 
     def map_native_all_ones(self, base: int, size: int) -> None:
         """An empty region (reads all ones, writes ignored) served by the native helper."""
