@@ -94,6 +94,11 @@ def main() -> None:
 @click.option("--on-idle-eof", "on_idle_eof", default="exit", show_default=True,
               help="When piped console input has ended and every hart idles in WFI for 1 virtual s "
                    "(exit=SECONDS for another time): exit (status 125) or wait.")
+@click.option("--record", "record", default=None, metavar="FILE",
+              help="Write the run's host inputs (console bytes, idle waits, its end) to FILE for --replay.")
+@click.option("--replay", "replay", default=None, metavar="FILE",
+              help="Take the host inputs from a --record FILE instead of the console: the same console, "
+                   "trace and --stats, or exit 119 at the first divergence.")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
 @click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
@@ -105,7 +110,8 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         timeout: float | None, quantum: int, mips: int, realtime: bool, linux: bool, stats: bool,
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
         virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str,
-        display: str, wait_flag: bool, on_idle_eof: str = "exit") -> None:
+        display: str, wait_flag: bool, on_idle_eof: str = "exit", record: str | None = None,
+        replay: str | None = None) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import MachineOptions
 
@@ -131,10 +137,10 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     bootargs = append if append is not None else (LINUX_DEFAULT_BOOTARGS if linux else "")
     board = BoardSpec(harts=smp, ram_size=ram_size, bootargs=bootargs)
     opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
-                          stdin=sys.stdin, stdout=sys.stdout, report=sys.stderr,
+                          stdin=None if replay else sys.stdin, stdout=sys.stdout, report=sys.stderr,
                           trace=trace, trace_events=trace_events, trace_profile=trace_profile,
                           gdb=gdb, gdb_wait=gdb_wait or wait_flag, drives=list(drives), net=net,
-                          virtio_legacy=virtio_mmio == "legacy")
+                          virtio_legacy=virtio_mmio == "legacy", record=record, replay=replay)
     if opts.gdb_wait and not gdb:
         raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
     from emu.runctl import parse_on_idle_eof

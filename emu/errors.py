@@ -9,6 +9,7 @@ EXIT_FAULT_LOOP = 122  # the same trap taken again and again without progress
 EXIT_HOST_FAULT = 123  # the CPU model stopped on something it cannot emulate
 EXIT_TIMEOUT = 124  # --timeout expired (as coreutils `timeout`)
 EXIT_IDLE_EOF = 125  # piped console input ended and the guest then stayed idle (--on-idle-eof exit)
+EXIT_REPLAY_DIVERGED = 119  # --replay: the run did not reach a recorded input where it was recorded
 # A host signal (SIGINT, SIGTERM, SIGHUP) ends the run with 128 + its number, as shells report it.
 
 

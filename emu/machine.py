@@ -28,9 +28,11 @@ from emu.devices.plic import PLIC_NDEV, Plic
 from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
-from emu.errors import EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF, EXIT_TIMEOUT, EmuError
+from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF,
+                        EXIT_REPLAY_DIVERGED, EXIT_TIMEOUT, EmuError)
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
+from emu.record import Position, Recorder, ReplayDiverged, Replayer
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
@@ -76,6 +78,8 @@ class MachineOptions:
     console_copies: list[int] = field(default_factory=list)  # fds that also get the console output
     handle_signals: bool = False  # SIGINT/SIGTERM/SIGHUP end the run cleanly (emu run; not emu test's children)
     on_idle_eof: float | None = None  # exit after this many virtual s idle once piped input ended (None: wait)
+    record: str | None = None  # write the run's host inputs here (emu/record.py)
+    replay: str | None = None  # take the host inputs from this recording instead of the console
 
 
 @dataclass
@@ -134,6 +138,11 @@ class Machine:
         for hart in self.harts:
             hart.ctx = self.cpu.new_context(hart.id)
         self._load(initrd)
+        self.recorder: Recorder | None = None
+        self.replayer: Replayer | None = None
+        self._replay_eof = False
+        if self.opts.record or self.opts.replay:
+            self._start_recording(initrd)
         self.tracer: Tracer | None = None
         self.trace_log: EventLog | None = None
         self.trace_profile: Profile | None = None
@@ -249,16 +258,91 @@ class Machine:
         with self.signals:
             try:
                 with self.console:
-                    self.scheduler.run(self)
+                    try:
+                        self.scheduler.run(self)
+                    except ReplayDiverged as err:
+                        self._report(str(err))
+                        self.request_exit(err.exit_code, "replay diverged")
+                    self._finish_recording()
             finally:  # on every way out, a host-side exception included, keep what was recorded
                 if not self.paused:
                     self._finish_trace()
+                if self.recorder is not None:
+                    self.recorder.close()
             if self.paused:
                 return RunResult(-1, "paused", self.stats())
             for dev in self.virtio.values():
                 dev.close()
             code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
             return RunResult(code, self.exit_reason, self.stats())
+
+    # -- record / replay (emu/record.py) ---------------------------------------------
+    def _start_recording(self, initrd: bytes | None) -> None:
+        import hashlib
+
+        if self.opts.record and self.opts.replay:
+            raise EmuError("--record and --replay: one or the other")
+        if self._has_network:
+            raise EmuError("--record/--replay: network input is not recorded yet; use no --net")
+        if self.opts.gdb:
+            raise EmuError("--record/--replay: not with --gdb yet")
+        image = hashlib.sha256()
+        for addr, data in self.kernel.segments:
+            image.update(addr.to_bytes(8, "little") + data)
+        header = {"kernel": image.hexdigest(), "initrd": hashlib.sha256(initrd or b"").hexdigest(),
+                  "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
+                  "quantum": self.opts.quantum, "ram": self.board.ram.size}
+        if self.opts.record:
+            self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty})
+        else:
+            self.replayer = Replayer(self.opts.replay, header)
+            self._replay_interactive = bool(self.replayer.header.get("interactive"))
+
+    def _finish_recording(self) -> None:
+        if self.paused or self.exit_code is None:
+            return
+        pos = self.position()
+        if self.recorder is not None:
+            host = self.exit_reason.startswith(("quit", "signal", "timeout"))
+            self.recorder.end(pos, self.exit_code, self.exit_reason, host)
+        elif self.replayer is not None and self.exit_code != EXIT_REPLAY_DIVERGED:
+            try:
+                self.replayer.finish(pos, self.exit_code)
+            except ReplayDiverged as err:
+                self._report(str(err))
+                self.exit_code, self.exit_reason = err.exit_code, "replay diverged"
+
+    def position(self) -> Position:
+        """Where the run is, between rounds: rounds done, virtual ticks, code bytes run."""
+        return Position(self.scheduler.rounds, self.clock.ticks, self.scheduler.executed_bytes)
+
+    @property
+    def _input_ended(self) -> bool:
+        """Console input has reached its end (on replay: where the recording's did)."""
+        return self._replay_eof if self.replayer is not None else self.console.eof
+
+    @property
+    def _interactive(self) -> bool:
+        """Idle time follows the host clock (a terminal; on replay: as recorded)."""
+        if self.replayer is not None:
+            return self._replay_interactive
+        return self.console.interactive
+
+    def _replay_poll(self) -> None:
+        """Between rounds on replay: the recorded end of input, inputs and end, in order."""
+        replayer = self.replayer
+        assert replayer is not None
+        pos = self.position()
+        if replayer.eof(pos):
+            self._replay_eof = True
+        end = replayer.end(pos)
+        if end is not None:
+            self.request_exit(end[0], f"{end[1]} (replayed)")
+            return
+        chunk = replayer.input(pos)
+        if chunk is not None:
+            self.uart.push_input(chunk)
+        replayer.check_not_passed(pos)
 
     def _mmio_stats(self) -> dict[str, int]:
         counts = dict(self.mmio_counts)
@@ -343,11 +427,16 @@ class Machine:
                 wait = min(ahead, 0.05)
             elif ahead < -REALTIME_SLACK:  # emulation fell behind: do not race to catch up
                 self._host_origin = now - self.clock.seconds() - REALTIME_SLACK
+        if self.replayer is not None:
+            self._replay_poll()
+            return
         if self.console.eof:
             if wait:
                 time.sleep(wait)
         else:
             self.pending_input += self.console.read_input(wait)
+            if self.console.eof and self.recorder is not None:
+                self.recorder.eof(self.position())
             if self.console.quit_requested:
                 self.request_exit(0, "quit (Ctrl-A x)")
                 return
@@ -357,6 +446,8 @@ class Machine:
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]
             self.uart.push_input(chunk)
+            if self.recorder is not None:
+                self.recorder.input(self.position(), chunk)
 
     @property
     def halted(self) -> bool:
@@ -399,8 +490,21 @@ class Machine:
         advances by what passed.  Runs from pipes and files stay instant and
         deterministic.
         """
-        if not self.console.interactive or self.opts.realtime:
+        if self.replayer is not None and self._replay_interactive:
+            skipped = self.replayer.idle(self.position())
+            if skipped is None:
+                raise ReplayDiverged(f"replay diverged: every hart waits at {self.position().describe()}, "
+                                     "where the recording has no idle wait")
+            return skipped
+        if not self._interactive or self.opts.realtime:
             return self._idle_after_eof(ticks)
+        if self.recorder is not None:
+            skipped = self._idle_realtime(ticks)
+            self.recorder.idle(self.position(), skipped)
+            return skipped
+        return self._idle_realtime(ticks)
+
+    def _idle_realtime(self, ticks: int) -> int:
         now = time.monotonic()
         if self._realtime_anchor is None:
             self._realtime_anchor = (now, self.clock.ticks)
@@ -424,8 +528,8 @@ class Machine:
         no network that could still bring work.  The idle skip stops exactly when the grace
         runs out, so the exit time is deterministic.
         """
-        if (self.idle_eof.grace is None or not self.console.eof or self.pending_input or self.uart.rx
-                or self._stdin_tty or self._has_network):
+        if (self.idle_eof.grace is None or not self._input_ended or self.pending_input or self.uart.rx
+                or self._input_was_tty or self._has_network):
             self.idle_eof.activity()
             return ticks
         take, done = self.idle_eof.step(ticks)
@@ -446,8 +550,14 @@ class Machine:
             self._tty_of, self._tty = self.console, fd is not None and os.isatty(fd)
         return self._tty
 
+    @property
+    def _input_was_tty(self) -> bool:
+        return self._replay_interactive if self.replayer is not None else self._stdin_tty
+
     def input_possible(self) -> bool:
         """Can anything from outside still wake a waiting guest (console, a network)?"""
+        if self.replayer is not None:
+            return self.replayer.pending
         return not self.console.eof or bool(self.pending_input) or self._has_network
 
     @property

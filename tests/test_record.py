@@ -1,0 +1,103 @@
+"""Record and replay (emu/record.py): a run typed at irregular host times is replayed with the
+same console and trace, byte for byte, and a replay that does not follow its recording stops
+at the first divergence."""
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from emu.errors import EXIT_BAD_INPUT, EXIT_REPLAY_DIVERGED
+from tests.conftest import ROOT, emu_cmd
+
+LINUX = ROOT / "images" / "build" / "linux"
+
+
+def typed_run(cmd: list[str], prompt: str, lines: list[str], seed: int) -> bytes:
+    """Run `cmd` on a terminal and type `lines` character by character at irregular host
+    times (the delays vary the host timing the recording must capture; every wait for the
+    guest is an expect)."""
+    rnd = random.Random(seed)
+    out = io.BytesIO()
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=120)
+    child.logfile_read = out
+    try:
+        child.expect(prompt)
+        for line in lines:
+            for ch in line + "\r":
+                child.send(ch)
+                time.sleep(rnd.uniform(0, 0.02))
+            child.expect(prompt)
+        child.sendline("poweroff")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, out.getvalue()[-2000:]
+    return out.getvalue()
+
+
+def replay(base: list[str], rec: Path, trace: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(emu_cmd(*base, "--replay", str(rec), "--trace", str(trace)), capture_output=True, timeout=300)
+
+
+def check_three_replays(base: list[str], rec: Path, recorded_console: bytes, recorded_trace: Path,
+                        tmp_path: Path) -> None:
+    events = [json.loads(line)["kind"] for line in rec.read_text().splitlines()[1:]]
+    assert events.count("input") >= 10 and "idle" in events, events  # typed input and terminal idle time
+    for i in range(3):
+        r = replay(base, rec, tmp_path / f"replay{i}.json")
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        assert r.stdout == recorded_console, f"replay {i}: console differs"
+        assert (tmp_path / f"replay{i}.json").read_bytes() == recorded_trace.read_bytes(), f"replay {i}: trace differs"
+
+
+def test_a_typed_refguest_run_replays_byte_for_byte(refguest_elf, tmp_path) -> None:
+    base = ["run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi", "--timeout", "120"]
+    rec, trace = tmp_path / "run.rec", tmp_path / "run.json"
+    console = typed_run(emu_cmd(*base, "--record", str(rec), "--trace", str(trace)), "ref> ",
+                        ["echo one two", "bench 20", "sleep 20", "echo three"], seed=1)
+    check_three_replays(base, rec, console, trace, tmp_path)
+
+
+@pytest.mark.skipif(not (LINUX / "Image").exists(), reason="make -C images/linux first (tests/linux builds it)")
+def test_a_typed_linux_run_replays_byte_for_byte(tmp_path) -> None:
+    base = ["run", "--smp", "2", "-m", "256M", "--kernel", str(LINUX / "Image"),
+            "--initrd", str(LINUX / "initramfs.cpio.gz"), "--append", "console=ttyS0", "--timeout", "240"]
+    rec, trace = tmp_path / "run.rec", tmp_path / "run.json"
+    console = typed_run(emu_cmd(*base, "--record", str(rec), "--trace", str(trace)), "linux> ",
+                        ["echo hello", "stress 20000", "echo again"], seed=2)
+    check_three_replays(base, rec, console, trace, tmp_path)
+
+
+def test_a_replay_that_does_not_follow_its_recording_stops_at_the_divergence(refguest_elf, tmp_path) -> None:
+    base = ["run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi", "--timeout", "120"]
+    rec = tmp_path / "run.rec"
+    r = subprocess.run(emu_cmd(*base, "--record", str(rec)), input=b"echo x\npoweroff\n", capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    lines = rec.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if json.loads(line).get("kind") == "input")
+    ev = json.loads(lines[i])
+    ev["bytes"] += 4  # as if the guest had run one more instruction before taking this byte
+    lines[i] = json.dumps(ev)
+    rec.write_text("\n".join(lines) + "\n")
+    r = subprocess.run(emu_cmd(*base, "--replay", str(rec)), capture_output=True, timeout=120)
+    assert r.returncode == EXIT_REPLAY_DIVERGED, r.stderr.decode()
+    assert f"replay diverged at the input event #{i}" in r.stderr.decode()
+
+
+def test_a_recording_of_another_kernel_or_no_recording_is_bad_input(refguest_elf, tmp_path) -> None:
+    rec = tmp_path / "run.rec"
+    rec.write_text(json.dumps({"format": "emu-record", "version": 1, "kernel": "0" * 64}) + "\n")
+    r = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--replay", str(rec)), capture_output=True,
+                       timeout=60)
+    assert r.returncode == EXIT_BAD_INPUT and b"recorded with kernel" in r.stderr, r.stderr
+    r = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--replay", str(tmp_path / "none")),
+                       capture_output=True, timeout=60)
+    assert r.returncode == EXIT_BAD_INPUT and r.stderr.count(b"\n") == 1, r.stderr
