@@ -54,6 +54,7 @@ PAGE_SIZE = 4096
 FENCE_PAGES_MAX = 32  # a remote sfence.vma over more pages than this flushes the whole TLB
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
+INPUT_POLL_S = 0.001  # look for console input at most this often while the guest runs
 REALTIME_LAG_MAX = 1.0  # s: on a terminal, idle time is skipped at once while virtual time lags this much
 
 
@@ -105,6 +106,7 @@ class Machine:
         self._panic_at: int | None = None
         self.pending_input = bytearray()  # typed but not yet in the UART FIFO
         self._realtime_anchor: tuple[float, int] | None = None  # (host s, ticks): terminal idle waits
+        self._input_polled = 0.0  # host time of the last look at console input
         self._tail = b""
         self.signals = SignalGuard(enabled=False)
         self.idle_eof = IdleAfterEof(self.opts.on_idle_eof)
@@ -433,7 +435,11 @@ class Machine:
         if self.console.eof:
             if wait:
                 time.sleep(wait)
-        else:
+        elif wait or now - self._input_polled >= INPUT_POLL_S or not self._stdin_tty:
+            # a terminal is looked at once a millisecond (a round is ~20 us of host time: a
+            # select each is wasted); pipes and files every round, so their input arrives at
+            # the same rounds whatever the host's speed
+            self._input_polled = now
             self.pending_input += self.console.read_input(wait)
             if self.console.eof and self.recorder is not None:
                 self.recorder.eof(self.position())
