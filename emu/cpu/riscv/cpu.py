@@ -123,6 +123,7 @@ class RiscvCpu:
         self.resume_after_error = False
         self.engine = Engine(self._h)  # the patched engine's extensions (patches/unicorn)
         self._keep_alive: list[object] = []  # native callbacks and state the engine points to
+        self._ctx_ptrs: dict[int, tuple[object, int]] = {}
         self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
@@ -520,7 +521,7 @@ class RiscvCpu:
             if hart.ssip_pending:
                 mip |= csr.MIP_SSIP
                 hart.ssip_pending = False
-            err = self._native_switch_in(self._io_ptr, blob_address(hart.ctx), tlb, mip)
+            err = self._native_switch_in(self._io_ptr, self._ctx_ptr(hart), tlb, mip)
             if err:
                 raise UcError(err)
         if hart.flush_tlb or hart.flush_pages:
@@ -551,7 +552,16 @@ class RiscvCpu:
         self.engine.tlb_switch(tlb)  # each hart keeps its own TLB: no flush on a switch
 
     def switch_out(self, hart: Hart) -> None:
-        self.uc.context_update(hart.ctx)
+        err = self._context_save(self._h, self._ctx_ptr(hart))
+        if err:
+            raise UcError(err)
+
+    def _ctx_ptr(self, hart: Hart) -> int:
+        """The address of the hart's saved context (cached while it is the same object)."""
+        cached = self._ctx_ptrs.get(hart.id)
+        if cached is None or cached[0] is not hart.ctx:
+            cached = self._ctx_ptrs[hart.id] = (hart.ctx, blob_address(hart.ctx))
+        return cached[1]
 
     def run(self, hart: Hart, budget: int) -> str:
         """Run the loaded hart for about `budget` code bytes; return why it stopped.
