@@ -21,7 +21,7 @@ import pytest
 from emu.testrunner.cases import Status, parse_list
 from tests.testrunner.conftest import REFGUEST_ARGS, REFGUEST_LIST, run_emu_test
 
-LINE = re.compile(r"^\[(\d+)/(\d+)\] (\w+)\s+(\S+) \(")
+LINE = re.compile(r"^\[(\d+)/(\d+)\] ([\w-]+)\s+(\S+) \(guest ([\d.]+) s, host ([\d.]+) s\)")
 
 
 def verdicts(stderr: str) -> dict[str, str]:
@@ -170,8 +170,8 @@ def test_junit_marks_a_new_failure(refguest_elf, tmp_path):
     out = tmp_path / "j.xml"
     res = run_emu_test("--kernel", str(refguest_elf), *REFGUEST_ARGS, "--list", str(lst), "--junit", str(out))
     assert res.returncode == 1, res.stdout + res.stderr
-    assert re.search(r"echo\?ERROR\s+OK\s+FAILED\s+new failure: output holds 'ERROR'", res.stdout)
-    assert re.search(r"hello\?x\s+FAILED\s+OK\s+new pass", res.stdout)
+    assert re.search(r"echo\?ERROR\s+OK\s+FAILED\s+[\d.]+\s+new failure: output holds 'ERROR'", res.stdout)
+    assert re.search(r"hello\?x\s+FAILED\s+OK\s+[\d.]+\s+new pass", res.stdout)
     root = ET.parse(out).getroot()
     check_junit_schema(root)
     suite = root.find("testsuite")
