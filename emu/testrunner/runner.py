@@ -332,6 +332,8 @@ def _boot_case(parts: _Parts, case: Case, config: RunConfig, trace_path: str | N
 
 
 NO_POWEROFF = "the kernel does not power off after its root process"
+NO_POWEROFF_FIX = ("a zCore kernel powers off after ROOTPROC only when built with its baremetal-test feature; "
+                   "without it, drop --boot-per-case")
 
 
 def _idle_after_boot(m: Machine, until: UntilTime, log: bytes, config: RunConfig) -> str:
@@ -346,10 +348,8 @@ def _idle_after_boot(m: Machine, until: UntilTime, log: bytes, config: RunConfig
     quiet = config.timeout - (quiet_from - until.t0)
     if not prompt and (quiet < config.timeout / 2 or not all(h.parked for h in m.harts)):
         return ""
-    shown = "shows its shell prompt and " if prompt else ""
-    return (f"{NO_POWEROFF}: the guest {shown}sat idle from {quiet_from:.2f} s on "
-            "(a zCore kernel powers off after ROOTPROC only when built with its baremetal-test feature; "
-            "without it, drop --boot-per-case)")
+    shown = " at its shell prompt" if prompt else ""
+    return f"the guest sat idle{shown} from {quiet_from:.2f} s on: {NO_POWEROFF}"
 
 
 def _child_result(m: Machine, status: Status, detail: str, log: bytes, guest_s: float,
@@ -538,8 +538,8 @@ class Runner:
             if config.case_via == "bootargs" and "first" not in outcome.extra:
                 outcome.extra["first"] = result.case.path
                 if result.status == Status.TIMEOUT and NO_POWEROFF in result.detail:
-                    outcome.extra["no_poweroff"] = result.detail
-                    progress.note(f"warning: {result.case.path}: TIMEOUT because {result.detail}; "
+                    outcome.extra["no_poweroff"] = f"{NO_POWEROFF} ({NO_POWEROFF_FIX})"
+                    progress.note(f"warning: {result.case.path}: TIMEOUT: {result.detail} ({NO_POWEROFF_FIX}); "
                                   "every case will time out the same way")
 
         if to_run:
