@@ -78,7 +78,7 @@ def summary_text(outcome: RunOutcome, mode: str) -> str:
     stood_in = [r for r in ran if r.status.detected and r.matches]
     if stood_in:
         lines.append(f"{len(stood_in)} case(s) stopped by emu's detectors, as the list records them "
-                     "(QEMU would spin until its time limit):")
+                     "(on QEMU the guest runs on: TIMEOUT, or FAILED if another hart brings the prompt back):")
         w = max(len(r.case.path) for r in stood_in)
         for r in stood_in:
             lines.append(f"  {r.case.path:<{w}}  {r.status.value:<10} = {r.expected.value:<7}  {r.detail}")

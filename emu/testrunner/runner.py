@@ -293,7 +293,7 @@ def _shell_case(m: Machine, case: Case, config: RunConfig, trace_path: str | Non
     elif r.reason == "timeout":
         status, detail = Status.TIMEOUT, f"host-time guard: {config.host_guard:g} s"
     elif (found := detector_status(r.reason)) is not None:
-        status, detail = found, detector_detail(m, found, log)
+        status, detail = found, detector_detail(m, found, log, t0)
     else:
         status, detail = Status.FAILED, f"the guest ended the machine: {r.reason or 'stopped'} (exit {r.exit_code})"
     output = until.output(log) if until.match is not None else log

@@ -143,9 +143,14 @@ def _running_harts(m: Machine) -> str:
     return ", ".join(parts) or "every hart parked"
 
 
-def detector_detail(m: Machine, status: Status, log: bytes) -> str:
-    """Why the detector stopped the guest, in one line: what, hart, pc and symbol."""
-    t = f"at {m.clock.seconds():.3f} s"
+def detector_detail(m: Machine, status: Status, log: bytes, t0: float = 0.0) -> str:
+    """Why the detector stopped the guest, in one line: what, when, hart, pc and symbol.
+
+    When: guest seconds into the case (from `t0`, as the case's own time is counted),
+    then the machine's virtual time (the guest's log timestamps, emu's report).
+    """
+    now = m.clock.seconds()
+    t = f"{now - t0:.3f} s into the case (virtual time {now:.3f} s)" if t0 else f"at {now:.3f} s"
     if status == Status.PANIC:
         mo = _PANIC_LINE.search(_ANSI.sub(b"", log))
         what = mo.group(0).decode("utf-8", "replace").strip() if mo else "a kernel panic on the console"
