@@ -25,12 +25,24 @@ class Status(str, enum.Enum):
     TIMEOUT = "TIMEOUT"
     PARTIAL = "PARTIAL"
     SKIPPED = "SKIPPED"
+    # Verdicts only emu gives (never in a list): one of emu's detectors stopped the guest
+    # during the case.  On QEMU the guest would spin on, and zcore-tests records TIMEOUT.
+    PANIC = "PANIC"  # the console showed a kernel panic
+    FAULT_LOOP = "FAULT-LOOP"  # the same trap again and again, no progress
+    HANG = "HANG"  # every hart waits with no timer armed and no input to come
 
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def detected(self) -> bool:
+        """Stopped by a detector of emu's (PANIC, FAULT-LOOP, HANG)."""
+        return self in DETECTED
 
-STATUS_NAMES = ", ".join(s.value for s in Status)
+
+DETECTED = frozenset({Status.PANIC, Status.FAULT_LOOP, Status.HANG})
+LIST_STATUSES = tuple(s for s in Status if s not in DETECTED)  # what zcore-tests' lists hold
+STATUS_NAMES = ", ".join(s.value for s in LIST_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,11 @@ def parse_list_text(text: str, name: str) -> list[Case]:
         status = m.group("status")
         try:
             expected = Status(status)
+            if expected.detected:
+                raise ValueError(status)
         except ValueError:
-            raise EmuError(f"{name}:{lineno}: unknown status {status!r} (use {STATUS_NAMES})") from None
+            hint = " (emu's own verdict; a list records TIMEOUT for it)" if status in {d.value for d in DETECTED} else ""
+            raise EmuError(f"{name}:{lineno}: unknown status {status!r}{hint} (use {STATUS_NAMES})") from None
         path = m.group("path")
         if not [w for w in path.split("?") if w]:
             raise EmuError(f"{name}:{lineno}: empty case path {path!r}")

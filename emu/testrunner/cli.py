@@ -19,7 +19,9 @@ from emu.testrunner.verdict import DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT
               help="Kernel (ELF or raw image); default $EMU_ZCORE_KERNEL.")
 @click.option("--initrd", "-initrd", "initrd", envvar="EMU_ZCORE_INITRD", default=None,
               help="Initial ramdisk / rootfs; default $EMU_ZCORE_INITRD.")
-@click.option("--append", "-append", "append", default="", help="Kernel command line (bootargs).")
+@click.option("--append", "-append", "append", default=None, help="Kernel command line (bootargs).")
+@click.option("--linux", is_flag=True, help="zCore Linux-mode defaults, as `emu run --linux`: bootargs LOG=warn "
+              "unless --append.")
 @click.option("--list", "list_file", default=None, help="Test list (zcore-tests format: PATH STATUS per line).")
 @click.option("--case", "case_paths", multiple=True,
               help="Run only this case (repeatable); a path not in the list is run expecting OK.")
@@ -51,7 +53,7 @@ from emu.testrunner.verdict import DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT
 @click.option("--no-default-patterns", "no_defaults", is_flag=True,
               help=f"Drop the default failure patterns ({', '.join(DEFAULT_FAIL_PATTERNS)}).")
 @click.option("--quantum", type=int, default=20_000, show_default=True, help="Instructions per hart per round.")
-def test(kernel: str | None, initrd: str | None, append: str, list_file: str | None, case_paths: tuple[str, ...],
+def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool, list_file: str | None, case_paths: tuple[str, ...],
          prompt: str, jobs: int, timeout: float, host_timeout: float | None, boot_timeout: float,
          junit: str | None, trace_failed: str | None, no_trace: bool, smp: int, memory: str, update: bool,
          boot_per_case: bool, case_via: str | None, template: str, fail_patterns: tuple[str, ...],
@@ -59,16 +61,19 @@ def test(kernel: str | None, initrd: str | None, append: str, list_file: str | N
     """Run a test list on the console: boot once, then fork the machine per case.
 
     Verdicts follow zcore-tests: FAILED when the output holds a failure pattern,
-    TIMEOUT after --timeout guest seconds, otherwise OK.  Exit status 1 when a case the
-    list expects OK did not pass, 2 on bad input.
+    TIMEOUT after --timeout guest seconds, otherwise OK; PANIC, FAULT-LOOP and HANG when
+    emu's detectors stopped the guest (they match a TIMEOUT in a list recorded on QEMU).
+    Exit status 1 when a case the list expects OK did not pass, 2 on bad input.
     """
     from emu.board import MAX_HARTS, GiB, MiB
-    from emu.cli import parse_size
+    from emu.cli import LINUX_DEFAULT_BOOTARGS, parse_size
     from emu.testrunner.report import summary_text, write_junit
     from emu.testrunner.runner import RunConfig, Runner
 
     if kernel is None:
         raise EmuError("no --kernel given (nor EMU_ZCORE_KERNEL)")
+    if append is None:
+        append = LINUX_DEFAULT_BOOTARGS if linux else ""
     if list_file is None and not case_paths:
         raise EmuError("give --list FILE, or at least one --case PATH")
     if update and list_file is None:
@@ -117,7 +122,7 @@ def test(kernel: str | None, initrd: str | None, append: str, list_file: str | N
         click.echo(f"emu test: {list_file} left as it was: the boot failed", err=True)
     elif update:
         assert list_file is not None
-        new = {r.case.path: r.status for r in outcome.results if r.ran and r.case.line}
+        new = {r.case.path: r.list_status for r in outcome.results if r.ran and r.case.line}
         changed = update_list(list_file, new)
         click.echo(f"emu test: {list_file}: {changed} status(es) updated")
     sys.exit(outcome.exit_status)

@@ -42,6 +42,9 @@ from emu.testrunner.verdict import (
     DEFAULT_PROMPT,
     UntilPrompt,
     UntilTime,
+    detector_detail,
+    detector_status,
+    find_pattern,
     judge_output,
 )
 
@@ -149,14 +152,39 @@ class CaseResult:
     ran: bool = True
     log_path: str | None = None
     trace_path: str | None = None
+    pattern: str = ""  # the failure pattern the case's output holds, if any
 
     @property
     def expected(self) -> Status:
         return self.case.expected if self.case.expected is not None else Status.OK
 
     @property
+    def recorded(self) -> tuple[Status, ...]:
+        """What zcore-tests on QEMU records for this verdict (a list's statuses).
+
+        A guest stopped by one of emu's detectors spins on under QEMU until the time
+        limit: TIMEOUT.  After a panic, another hart may still bring the prompt back on
+        QEMU; the output then holds the panic message, a failure pattern: FAILED.
+        """
+        if self.status == Status.PANIC and self.pattern:
+            return (Status.TIMEOUT, Status.FAILED)
+        if self.status.detected:
+            return (Status.TIMEOUT,)
+        return (self.status,)
+
+    @property
+    def matches(self) -> bool:
+        """The verdict agrees with the list's (a detector's verdict with what QEMU records)."""
+        return self.expected in self.recorded
+
+    @property
     def differs(self) -> bool:
-        return self.ran and self.status != self.expected
+        return self.ran and not self.matches
+
+    @property
+    def list_status(self) -> Status:
+        """The status --update-list writes: the list's own when it matches, else as QEMU records it."""
+        return self.expected if self.matches else self.recorded[0]
 
     @property
     def regression(self) -> bool:
@@ -238,6 +266,10 @@ def _boot_to_prompt(m: Machine, config: RunConfig) -> tuple[bool, str]:
         return True, ""
     if r.reason == "paused":
         return False, f"no prompt ({config.prompt!r}) within {config.boot_timeout:g} s of guest time"
+    found = detector_status(r.reason)
+    if found is not None:
+        assert m.console.log is not None
+        return False, f"{found.value}: {detector_detail(m, found, bytes(m.console.log))}"
     return False, f"the machine ended before the prompt: {r.reason or 'stopped'} (exit {r.exit_code})"
 
 
@@ -260,9 +292,13 @@ def _shell_case(m: Machine, case: Case, config: RunConfig, trace_path: str | Non
             status, detail = judge_output(until.output(log), config.patterns)
     elif r.reason == "timeout":
         status, detail = Status.TIMEOUT, f"host-time guard: {config.host_guard:g} s"
+    elif (found := detector_status(r.reason)) is not None:
+        status, detail = found, detector_detail(m, found, log, t0)
     else:
         status, detail = Status.FAILED, f"the guest ended the machine: {r.reason or 'stopped'} (exit {r.exit_code})"
-    return _child_result(m, status, detail, log, m.clock.seconds() - t0, trace_path)
+    output = until.output(log) if until.match is not None else log
+    return _child_result(m, status, detail, log, m.clock.seconds() - t0, trace_path,
+                         pattern=find_pattern(output, config.patterns))
 
 
 def _boot_case(parts: _Parts, case: Case, config: RunConfig, trace_path: str | None) -> dict[str, Any]:
@@ -280,17 +316,44 @@ def _boot_case(parts: _Parts, case: Case, config: RunConfig, trace_path: str | N
     log = bytes(m.console.log)
     if r.reason == "paused":
         status, detail = Status.TIMEOUT, f"no power-off within {config.timeout:g} s of guest time"
+        idle = _idle_after_boot(m, until, log, config)
+        if idle:
+            detail += f"; {idle}"
     elif r.reason == "timeout":
         status, detail = Status.TIMEOUT, f"host-time guard: {config.host_guard:g} s"
+    elif (found := detector_status(r.reason)) is not None:
+        status, detail = found, detector_detail(m, found, log)
     elif r.exit_code != 0:
         status, detail = Status.FAILED, f"exit status {r.exit_code}: {r.reason}"
     else:
         status, detail = judge_output(log, config.patterns)
-    return _child_result(m, status, detail, log, m.clock.seconds(), trace_path)
+    return _child_result(m, status, detail, log, m.clock.seconds(), trace_path,
+                         pattern=find_pattern(log, config.patterns))
+
+
+NO_POWEROFF = "the kernel does not power off after its root process"
+NO_POWEROFF_FIX = ("a zCore kernel powers off after ROOTPROC only when built with its baremetal-test feature; "
+                   "without it, drop --boot-per-case")
+
+
+def _idle_after_boot(m: Machine, until: UntilTime, log: bytes, config: RunConfig) -> str:
+    """A boot-per-case run that reached its time limit: did the guest just sit idle?
+
+    A kernel that never powers off (zCore built without its `baremetal-test` feature)
+    runs the case, then waits for ever (or shows its shell prompt): the console was
+    quiet and every hart waiting for most of the budget.  Returns why, or "".
+    """
+    quiet_from = until.last_output_s
+    prompt = config.prompt_re.search(log) is not None
+    quiet = config.timeout - (quiet_from - until.t0)
+    if not prompt and (quiet < config.timeout / 2 or not all(h.parked for h in m.harts)):
+        return ""
+    shown = " at its shell prompt" if prompt else ""
+    return f"the guest sat idle{shown} from {quiet_from:.2f} s on: {NO_POWEROFF}"
 
 
 def _child_result(m: Machine, status: Status, detail: str, log: bytes, guest_s: float,
-                  trace_path: str | None) -> dict[str, Any]:
+                  trace_path: str | None, pattern: bytes | None = None) -> dict[str, Any]:
     report = m.opts.report.getvalue() if isinstance(m.opts.report, io.StringIO) else ""
     trace = None
     if status != Status.OK and trace_path is not None:
@@ -299,7 +362,8 @@ def _child_result(m: Machine, status: Status, detail: str, log: bytes, guest_s: 
         except EmuError as err:
             report += f"emu test: {err}\n"
     return {"status": status.value, "detail": detail, "output": log.decode("latin-1"),
-            "report": report, "guest_s": guest_s, "trace": trace}
+            "report": report, "guest_s": guest_s, "trace": trace,
+            "pattern": pattern.decode("utf-8", "replace") if pattern else ""}
 
 
 # -- the pool of forked children --------------------------------------------------------------
@@ -449,6 +513,8 @@ class Runner:
             outcome.boot_guest_s = m.clock.seconds()
             assert m.console.log is not None
             outcome.boot_log = bytes(m.console.log)
+            progress.note(f"boot {'to the prompt' if ok else 'FAILED'}: {outcome.boot_guest_s:.2f} s guest "
+                          f"({outcome.boot_host_s:.2f} s host){'' if ok else ': ' + why}")
             if not ok:
                 report = m.opts.report.getvalue() if isinstance(m.opts.report, io.StringIO) else ""
                 outcome.boot_failed = why
@@ -469,6 +535,12 @@ class Runner:
             result = self._result(i, res, host_s)
             results[i] = result
             progress.done(result)
+            if config.case_via == "bootargs" and "first" not in outcome.extra:
+                outcome.extra["first"] = result.case.path
+                if result.status == Status.TIMEOUT and NO_POWEROFF in result.detail:
+                    outcome.extra["no_poweroff"] = f"{NO_POWEROFF} ({NO_POWEROFF_FIX})"
+                    progress.note(f"warning: {result.case.path}: TIMEOUT: {result.detail} ({NO_POWEROFF_FIX}); "
+                                  "every case will time out the same way")
 
         if to_run:
             kill_after = config.host_guard + KILL_GRACE
@@ -494,7 +566,7 @@ class Runner:
         else:
             result = CaseResult(case, Status(res["status"]), res["detail"], res["output"].encode("latin-1"),
                                 res.get("report", ""), float(res["guest_s"]), host_s,
-                                trace_path=res.get("trace"))
+                                trace_path=res.get("trace"), pattern=res.get("pattern", ""))
         if config.trace_failed and result.status != Status.OK:
             path = self.out_dir / f"{self.names[index]}.log"
             header = (f"# emu test: {case.path}: expected {result.expected}, got {result.status}"
@@ -527,6 +599,7 @@ class Progress:
         self.count = 0
         self.failed = 0
         self.timeouts = 0
+        self.detected = 0
         self.start = time.monotonic()
         self.last = ""
         self._shown = 0.0
@@ -535,16 +608,25 @@ class Progress:
         self.count += 1
         self.failed += r.status == Status.FAILED
         self.timeouts += r.status == Status.TIMEOUT
+        self.detected += r.status.detected
         self.last = r.case.path
         if self.stream is None:
             return
         if self.tty:
             self._draw()
+            if r.differs or r.status.detected:  # keep these on screen above the live line
+                self.stream.write("\r\033[K" + case_line(r, self.count, self.total) + "\n")
+                self._draw()
         else:
-            mark = "" if not r.differs else f"  (expected {r.expected})"
-            self.stream.write(f"[{self.count}/{self.total}] {r.status.value:<7} {r.case.path}"
-                              f" ({r.host_s:.2f} s){mark}\n")
+            self.stream.write(case_line(r, self.count, self.total) + "\n")
             self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A line of its own (the boot, a warning), above the live line on a terminal."""
+        if self.stream is None:
+            return
+        self.stream.write(("\r\033[K" if self.tty else "") + f"emu test: {text}\n")
+        self.stream.flush()
 
     def tick(self) -> None:
         if self.tty and time.monotonic() - self._shown > 0.5:
@@ -554,8 +636,9 @@ class Progress:
         assert self.stream is not None
         elapsed = time.monotonic() - self.start
         eta = "?" if not self.count else f"{elapsed / self.count * (self.total - self.count):.0f} s"
-        line = (f"[{self.count}/{self.total}] failed {self.failed}, timeout {self.timeouts}, "
-                f"{elapsed:.0f} s, ETA {eta}  {self.last}")
+        stopped = f", panic/fault-loop/hang {self.detected}" if self.detected else ""
+        line = (f"[{self.count}/{self.total}] failed {self.failed}, timeout {self.timeouts}{stopped}, "
+                f"{elapsed:.0f} s host, ETA {eta}  {self.last}")
         self.stream.write("\r\033[K" + line[:200])
         self.stream.flush()
         self._shown = time.monotonic()
@@ -565,3 +648,20 @@ class Progress:
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
+
+
+def case_line(r: CaseResult, count: int, total: int) -> str:
+    """One finished case: `[n/N] VERDICT path (guest G s, host H s)`, then how it compares.
+
+    Guest seconds are the case's virtual time (what --timeout limits); host seconds
+    what it cost here.  A detector's verdict shows its reason, and the list's status it
+    stands for when it matches one.
+    """
+    line = f"[{count}/{total}] {r.status.value:<10} {r.case.path} (guest {r.guest_s:.2f} s, host {r.host_s:.2f} s)"
+    if r.differs:
+        line += f"  (expected {r.expected})"
+    elif r.status.detected:
+        line += f"  (matches the list's {r.expected})"
+    if r.status.detected and r.detail:
+        line += f": {r.detail}"
+    return line

@@ -2,8 +2,14 @@
 
 - FAILED when the case's output holds one of the failure patterns (plain substrings:
   `failed`, `ERROR`, `Error`, `panicked`, `Hangup`, `Unknown signal` by default), or when
-  the guest ended the machine in a shell case (the shell is gone), or, when the case
-  boots the machine itself, when the machine's exit status is not 0;
+  the guest ended the machine in a shell case (power-off, reset: the shell is gone), or,
+  when the case boots the machine itself, when the machine's exit status is not 0;
+- PANIC, FAULT-LOOP, HANG when one of emu's detectors stopped the guest (a kernel panic
+  on the console, the same trap taken again and again, every hart waiting with nothing
+  to wake it).  On QEMU such a guest spins until zcore-tests' time limit, which records
+  TIMEOUT: these verdicts match a TIMEOUT in the list (and PANIC also a FAILED when the
+  output holds a failure pattern: on QEMU another hart may bring the prompt back after
+  one hart panicked, and the panic message then fails the case);
 - TIMEOUT when the prompt (shell case) or the power-off (boot case) did not come within
   the guest-time limit, or the host-time guard fired first;
 - otherwise OK.
@@ -92,9 +98,88 @@ class UntilTime:
         self.t0 = t0
         self.timeout = timeout
         self.timed_out = False
+        self.seen = 0
+        self.last_output_s = t0  # guest time of the console's last output (the idle check)
 
     def __call__(self, m: Machine) -> bool:
+        n = len(m.console.log) if m.console.log is not None else 0
+        if n != self.seen:
+            self.seen = n
+            self.last_output_s = m.clock.seconds()
         if self.timeout is not None and m.clock.seconds() - self.t0 >= self.timeout:
             self.timed_out = True
             return True
         return False
+
+
+# -- emu's detectors ---------------------------------------------------------------------------
+_DETECTOR_REASONS = {"guest panic": Status.PANIC, "fault loop": Status.FAULT_LOOP, "hang": Status.HANG}
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+_PANIC_LINE = re.compile(rb"(Kernel panic - not syncing|panicked at)[^\r\n]*")
+REASON_MAX = 160  # characters of a panic message kept in a reason
+
+
+def detector_status(reason: str) -> Status | None:
+    """The verdict for a machine that one of emu's detectors stopped (RunResult.reason)."""
+    return _DETECTOR_REASONS.get(reason)
+
+
+def _where(m: Machine, pc: int | None, user: bool = False) -> str:
+    if pc is None:
+        return "pc ?"
+    text = f"pc {pc:#x}"
+    sym = None if user else m.kernel.symbols.describe(pc)
+    return f"{text} <{sym}>" if sym else text
+
+
+def _running_harts(m: Machine) -> str:
+    parts = []
+    for h in m.harts:
+        if h.parked:
+            continue
+        pc = m._hart_pc(h)  # noqa: SLF001 - the same view emu's own hang/panic report prints
+        if pc is not None:
+            parts.append(f"hart {h.id} {_where(m, pc)}")
+    return ", ".join(parts) or "every hart parked"
+
+
+def detector_detail(m: Machine, status: Status, log: bytes, t0: float = 0.0) -> str:
+    """Why the detector stopped the guest, in one line: what, when, hart, pc and symbol.
+
+    When: guest seconds into the case (from `t0`, as the case's own time is counted),
+    then the machine's virtual time (the guest's log timestamps, emu's report).
+    """
+    now = m.clock.seconds()
+    t = f"{now - t0:.3f} s into the case (virtual time {now:.3f} s)" if t0 else f"at {now:.3f} s"
+    if status == Status.PANIC:
+        mo = _PANIC_LINE.search(_ANSI.sub(b"", log))
+        what = mo.group(0).decode("utf-8", "replace").strip() if mo else "a kernel panic on the console"
+        if len(what) > REASON_MAX:
+            what = what[:REASON_MAX - 3] + "..."
+        return f"guest panic {t}: {what} ({_running_harts(m)})"
+    if status == Status.FAULT_LOOP:
+        from emu.trace.names import trap_name
+
+        h = max(m.harts, key=lambda h: h.fault_repeats)
+        if h.fault_repeats == 0:
+            return f"fault loop {t}"
+        cause, epc, tval = h.last_fault
+        user = _trap_from_user(m, h.id)
+        mode = " in user mode" if user else ""
+        return (f"fault loop {t}: {trap_name(cause)} ({cause}) at {_where(m, epc, user)}{mode} "
+                f"(tval {tval:#x}) {h.fault_repeats} times in a row on hart {h.id}")
+    if status == Status.HANG:
+        return f"guest hang {t}: every hart waits with no timer armed and no input to come ({_where_all(m)})"
+    return ""
+
+
+def _trap_from_user(m: Machine, hart: int) -> bool:
+    """The last trap recorded on `hart` came from U-mode (its pc is then no kernel symbol)."""
+    for e in reversed(m.events):
+        if e[0] == "trap" and e[1] == hart:
+            return len(e) > 6 and e[6] == 0
+    return False
+
+
+def _where_all(m: Machine) -> str:
+    return ", ".join(f"hart {h.id} {_where(m, m._hart_pc(h))}" for h in m.harts)  # noqa: SLF001
