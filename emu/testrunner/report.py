@@ -33,7 +33,7 @@ from typing import Any
 
 from emu.errors import EmuError
 from emu.testrunner.cases import Status
-from emu.testrunner.runner import CaseResult, RunOutcome
+from emu.testrunner.results import CaseResult, RunOutcome
 
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 

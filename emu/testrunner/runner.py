@@ -22,21 +22,18 @@ boot-per-case mode); a host-time guard ends a case whose guest time does not adv
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
-import select
-import signal
-import sys
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from emu.errors import EmuError
 from emu.testrunner.cases import Case, Status
+from emu.testrunner.forking import run_forked
+from emu.testrunner.progress import Progress
+from emu.testrunner.results import CaseResult, RunOutcome
 from emu.testrunner.verdict import (
     DEFAULT_FAIL_PATTERNS,
     DEFAULT_PROMPT,
@@ -138,73 +135,6 @@ class RunConfig:
         if "{append}" in tpl or not self.append:
             return rendered
         return f"{self.append}:{rendered}" if rendered else self.append
-
-
-@dataclass
-class CaseResult:
-    case: Case
-    status: Status
-    detail: str = ""
-    output: bytes = b""  # the case's console (echo, output, prompt), or the whole boot
-    report: str = ""  # what the machine reported (hang, panic, timeout) while it ran
-    guest_s: float = 0.0
-    host_s: float = 0.0
-    ran: bool = True
-    log_path: str | None = None
-    trace_path: str | None = None
-    pattern: str = ""  # the failure pattern the case's output holds, if any
-
-    @property
-    def expected(self) -> Status:
-        return self.case.expected if self.case.expected is not None else Status.OK
-
-    @property
-    def recorded(self) -> tuple[Status, ...]:
-        """What zcore-tests on QEMU records for this verdict (a list's statuses).
-
-        A guest stopped by one of emu's detectors spins on under QEMU until the time
-        limit: TIMEOUT.  After a panic, another hart may still bring the prompt back on
-        QEMU; the output then holds the panic message, a failure pattern: FAILED.
-        """
-        if self.status == Status.PANIC and self.pattern:
-            return (Status.TIMEOUT, Status.FAILED)
-        if self.status.detected:
-            return (Status.TIMEOUT,)
-        return (self.status,)
-
-    @property
-    def matches(self) -> bool:
-        """The verdict agrees with the list's (a detector's verdict with what QEMU records)."""
-        return self.expected in self.recorded
-
-    @property
-    def differs(self) -> bool:
-        return self.ran and not self.matches
-
-    @property
-    def list_status(self) -> Status:
-        """The status --update-list writes: the list's own when it matches, else as QEMU records it."""
-        return self.expected if self.matches else self.recorded[0]
-
-    @property
-    def regression(self) -> bool:
-        """A case expected OK that did not pass: the run's exit status is non-zero."""
-        return self.ran and self.expected == Status.OK and self.status != Status.OK
-
-
-@dataclass
-class RunOutcome:
-    results: list[CaseResult]
-    wall_s: float
-    boot_host_s: float = 0.0
-    boot_guest_s: float = 0.0
-    boot_failed: str = ""
-    boot_log: bytes = b""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_status(self) -> int:
-        return 1 if any(r.regression for r in self.results) or self.boot_failed else 0
 
 
 # -- building machines ------------------------------------------------------------------------
@@ -367,99 +297,6 @@ def _child_result(m: Machine, status: Status, detail: str, log: bytes, guest_s: 
 
 
 # -- the pool of forked children --------------------------------------------------------------
-@dataclass
-class _Child:
-    pid: int
-    index: int
-    started: float
-    buf: bytearray = field(default_factory=bytearray)
-    killed: bool = False
-
-
-def run_forked(items: list[Any], child_fn: Callable[[Any], dict[str, Any]], jobs: int,
-               kill_after: float | None, on_done: Callable[[int, dict[str, Any], float], None],
-               on_tick: Callable[[], None] | None = None) -> None:
-    """Run child_fn(item) in a forked child per item, at most `jobs` alive at once.
-
-    Each child sends child_fn's dict back as JSON through a pipe and leaves with
-    os._exit.  A child that dies without answering gives {"error": ...}; one alive
-    `kill_after` host seconds after its fork is killed ({"killed": True}).
-    """
-    pending = list(enumerate(items))
-    pending.reverse()
-    active: dict[int, _Child] = {}
-    try:
-        while pending or active:
-            while pending and len(active) < max(1, jobs):
-                index, item = pending.pop()
-                sys.stdout.flush()
-                sys.stderr.flush()
-                r, w = os.pipe()
-                pid = os.fork()
-                if pid == 0:  # the child: never returns
-                    code = 0
-                    try:
-                        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: just go
-                        os.close(r)
-                        for fd in active:
-                            os.close(fd)
-                        try:
-                            res = child_fn(item)
-                        except BaseException:  # noqa: BLE001 - reported to the parent
-                            res = {"error": traceback.format_exc(limit=8)}
-                            code = 1
-                        data = json.dumps(res).encode("utf-8")
-                        while data:
-                            data = data[os.write(w, data):]
-                    finally:
-                        os._exit(code)
-                os.close(w)
-                active[r] = _Child(pid, index, time.monotonic())
-            ready, _, _ = select.select(list(active), [], [], 0.25)
-            for fd in ready:
-                child = active[fd]
-                data = os.read(fd, 1 << 16)
-                if data:
-                    child.buf += data
-                    continue
-                os.close(fd)
-                del active[fd]
-                _, status = os.waitpid(child.pid, 0)
-                host_s = time.monotonic() - child.started
-                on_done(child.index, _decode(child, status), host_s)
-            if kill_after is not None:
-                now = time.monotonic()
-                for child in active.values():
-                    if not child.killed and now - child.started > kill_after:
-                        child.killed = True
-                        os.kill(child.pid, signal.SIGKILL)
-            if on_tick is not None:
-                on_tick()
-    finally:
-        for fd, child in list(active.items()):  # interrupted: end our children, nothing else
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(child.pid, 0)
-            os.close(fd)
-
-
-def _decode(child: _Child, wait_status: int) -> dict[str, Any]:
-    if child.killed:
-        return {"killed": True}
-    try:
-        res = json.loads(child.buf.decode("utf-8"))
-        if isinstance(res, dict):
-            return res
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    if os.WIFSIGNALED(wait_status):
-        return {"error": f"runner child died with signal {os.WTERMSIG(wait_status)}"}
-    return {"error": f"runner child exited with status {os.waitstatus_to_exitcode(wait_status)} without a result"}
-
-
 # -- the run -----------------------------------------------------------------------------------
 def _safe_name(path: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._+-]+", "_", path).strip("._") or "case"
@@ -587,81 +424,3 @@ class Runner:
         path = self.out_dir / "_boot.log"
         data = outcome.boot_log + (b"\n# emu:\n" + report.encode("utf-8", "replace") if report else b"")
         path.write_bytes(data)
-
-
-class Progress:
-    """The live progress line: cases done / failed / ETA (one line per case when not a tty)."""
-
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total = total
-        self.stream = stream
-        self.tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-        self.count = 0
-        self.failed = 0
-        self.timeouts = 0
-        self.detected = 0
-        self.start = time.monotonic()
-        self.last = ""
-        self._shown = 0.0
-
-    def done(self, r: CaseResult) -> None:
-        self.count += 1
-        self.failed += r.status == Status.FAILED
-        self.timeouts += r.status == Status.TIMEOUT
-        self.detected += r.status.detected
-        self.last = r.case.path
-        if self.stream is None:
-            return
-        if self.tty:
-            self._draw()
-            if r.differs or r.status.detected:  # keep these on screen above the live line
-                self.stream.write("\r\033[K" + case_line(r, self.count, self.total) + "\n")
-                self._draw()
-        else:
-            self.stream.write(case_line(r, self.count, self.total) + "\n")
-            self.stream.flush()
-
-    def note(self, text: str) -> None:
-        """A line of its own (the boot, a warning), above the live line on a terminal."""
-        if self.stream is None:
-            return
-        self.stream.write(("\r\033[K" if self.tty else "") + f"emu test: {text}\n")
-        self.stream.flush()
-
-    def tick(self) -> None:
-        if self.tty and time.monotonic() - self._shown > 0.5:
-            self._draw()
-
-    def _draw(self) -> None:
-        assert self.stream is not None
-        elapsed = time.monotonic() - self.start
-        eta = "?" if not self.count else f"{elapsed / self.count * (self.total - self.count):.0f} s"
-        stopped = f", panic/fault-loop/hang {self.detected}" if self.detected else ""
-        line = (f"[{self.count}/{self.total}] failed {self.failed}, timeout {self.timeouts}{stopped}, "
-                f"{elapsed:.0f} s host, ETA {eta}  {self.last}")
-        self.stream.write("\r\033[K" + line[:200])
-        self.stream.flush()
-        self._shown = time.monotonic()
-
-    def finish(self) -> None:
-        if self.tty and self.stream is not None and self.total:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def case_line(r: CaseResult, count: int, total: int) -> str:
-    """One finished case: `[n/N] VERDICT path (guest G s, host H s)`, then how it compares.
-
-    Guest seconds are the case's virtual time (what --timeout limits); host seconds
-    what it cost here.  A detector's verdict shows its reason, and the list's status it
-    stands for when it matches one.
-    """
-    line = f"[{count}/{total}] {r.status.value:<10} {r.case.path} (guest {r.guest_s:.2f} s, host {r.host_s:.2f} s)"
-    if r.differs:
-        line += f"  (expected {r.expected})"
-    elif r.status.detected:
-        line += f"  (matches the list's {r.expected})"
-    if r.status.detected and r.detail:
-        line += f": {r.detail}"
-    return line

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from emu.testrunner.cases import Case, Status
-from emu.testrunner.runner import CaseResult
+from emu.testrunner.results import CaseResult
 from tests.guest import AS, LD
 from tests.testrunner.conftest import REFGUEST_ARGS, run_emu_test
 from tests.testrunner.minishell import PROMPT, build_minishell

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from emu.testrunner.runner import run_forked
+from emu.testrunner.forking import run_forked
 
 
 def _collect(items, fn, jobs=2, kill_after=None):
