@@ -87,7 +87,8 @@ class Engine:
         self._tlb_switch(self._h, tlb_set)
 
     def tlb_flush_page(self, vaddr: int) -> None:
-        """Flush one page from the loaded TLB set (all MMU modes)."""
+        """Flush one page (all MMU modes; 2**64-1: everything) from the loaded hart's TLB,
+        in the set of every address space (ASID) it keeps."""
         self._tlb_flush_page(self._h, vaddr)
 
     def set_rdtime(self, fn_address: int, opaque: int) -> None:

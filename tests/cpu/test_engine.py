@@ -217,3 +217,107 @@ def test_a_write_through_a_warm_data_mapping_reaches_code_translated_since(tmp_p
     r = run(build(STALE_CODE, tmp_path))
     assert r.result.exit_code == 0, r.result.reason
     assert [r.word("out", 0), r.word("out", 1)] == [1, 2]
+
+
+ASID_SETS = """
+    .equ VA, 0x40000000
+    .equ PA_A, 0x80400000
+    .equ PA_B, 0x80600000
+    .equ PA_C, 0x80800000
+main:
+    li t0, PA_A
+    li t1, 0xAAAA
+    sd t1, 0(t0)
+    li t0, PA_B
+    li t1, 0xBBBB
+    sd t1, 0(t0)
+    li t0, PA_C
+    li t1, 0xCCCC
+    sd t1, 0(t0)
+    # two Sv39 address spaces: 0x80000000 identity (a gigapage), VA -> a 2 MiB page
+    la a0, root1
+    la a1, l1a
+    li a2, PA_A
+    call tables
+    la a0, root2
+    la a1, l1b
+    li a2, PA_B
+    call tables
+    la t0, root1
+    srli t0, t0, 12
+    li t1, (8 << 60) | (1 << 44)    # Sv39, ASID 1
+    or s1, t0, t1
+    la t0, root2
+    srli t0, t0, 12
+    li t1, (8 << 60) | (2 << 44)    # Sv39, ASID 2
+    or s2, t0, t1
+    la s0, out
+    li s3, VA
+    csrw satp, s1
+    sfence.vma
+    ld t0, 0(s3)
+    sd t0, 0(s0)                    # ASID 1: A
+    csrw satp, s2                   # another ASID: no fence needed
+    ld t0, 0(s3)
+    sd t0, 8(s0)                    # ASID 2: B
+    csrw satp, s1
+    ld t0, 0(s3)
+    sd t0, 16(s0)                   # ASID 1 again: still A
+    csrw satp, s2
+    la t0, l1a                      # remap VA in ASID 1 to C, from ASID 2
+    li t1, PA_C
+    srli t1, t1, 12
+    slli t1, t1, 10
+    ori t1, t1, 0xCF
+    sd t1, 0(t0)
+    li t2, 1
+    sfence.vma s3, t2               # this page, ASID 1 only (not the loaded one)
+    csrw satp, s1
+    ld t0, 0(s3)
+    sd t0, 24(s0)                   # ASID 1: C
+    csrw satp, s2
+    la t0, l1a                      # remap again, to B, and fence everything
+    li t1, PA_B
+    srli t1, t1, 12
+    slli t1, t1, 10
+    ori t1, t1, 0xCF
+    sd t1, 0(t0)
+    sfence.vma
+    csrw satp, s1
+    ld t0, 0(s3)
+    sd t0, 32(s0)                   # ASID 1: B
+    csrw satp, zero
+    sfence.vma
+    EXIT_PASS
+
+tables:                             # a0 = root, a1 = level-1 table, a2 = where VA goes
+    li t0, 0x80000000 >> 12
+    slli t0, t0, 10
+    ori t0, t0, 0xCF                # V R W X A D
+    sd t0, 16(a0)                   # root[2]: 0x80000000 gigapage
+    srli t0, a1, 12
+    slli t0, t0, 10
+    ori t0, t0, 1                   # V: next level
+    sd t0, 8(a0)                    # root[1] -> level 1 (VA 0x40000000)
+    srli t0, a2, 12
+    slli t0, t0, 10
+    ori t0, t0, 0xCF
+    sd t0, 0(a1)                    # a 2 MiB page
+    ret
+    .data
+    .align 12
+root1: .zero 4096
+root2: .zero 4096
+l1a: .zero 4096
+l1b: .zero 4096
+"""
+
+
+@needs_binutils
+def test_each_address_space_keeps_its_translations_and_fences_reach_them_all(tmp_path) -> None:
+    """Two ASIDs map one VA to different pages: switching satp between them needs no fence
+    (each ASID has its own TLB set), and a fence issued while another ASID is loaded
+    (one page and one ASID, then everything) reaches the other set."""
+    r = run(build(ASID_SETS, tmp_path))
+    assert r.result.exit_code == 0, r.result.reason
+    assert [r.word("out", i) for i in range(5)] == [0xAAAA, 0xBBBB, 0xAAAA, 0xCCCC, 0xBBBB]

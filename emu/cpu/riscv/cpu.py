@@ -65,7 +65,7 @@ _MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
 _MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint, ctypes.c_uint64, ctypes.c_void_p)
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 MASK64 = (1 << 64) - 1
-UC_CTL_TLB_FLUSH_WRITE = (1 << 30) | unicorn.UC_CTL_TLB_FLUSH
+FLUSH_ALL = MASK64  # uc_emu_tlb_flush_page: every page
 
 
 class CpuHost(Protocol):
@@ -424,8 +424,8 @@ class RiscvCpu:
             self.set_priv(priv)
 
     def flush_tlb(self) -> None:
-        """Flush the running hart's whole TLB."""
-        self._ctl(self._h, UC_CTL_TLB_FLUSH_WRITE)
+        """Flush the running hart's whole TLB (every address space's set)."""
+        self.engine.tlb_flush_page(FLUSH_ALL)
 
     def apply_fences(self, hart: Hart) -> None:
         """Carry out the TLB flushes due to the loaded hart (remote sfence.vma, a debugger's
