@@ -14,25 +14,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from unicorn.riscv_const import (
-    UC_RISCV_REG_F0,
-    UC_RISCV_REG_FCSR,
-    UC_RISCV_REG_PC,
-    UC_RISCV_REG_PRIV,
-    UC_RISCV_REG_SATP,
-    UC_RISCV_REG_SCAUSE,
-    UC_RISCV_REG_SEPC,
-    UC_RISCV_REG_SIE,
-    UC_RISCV_REG_SIP,
-    UC_RISCV_REG_SSCRATCH,
-    UC_RISCV_REG_SSTATUS,
-    UC_RISCV_REG_STVAL,
-    UC_RISCV_REG_STVEC,
-    UC_RISCV_REG_X0,
-)
 
 from emu.debug.rsp import PacketReader, frame
-from emu.debug.target import FIRST_CSR, PRIV_REGNUM, target_xml
 from emu.errors import EmuError
 from emu.smp.hart import HsmState
 
@@ -41,10 +24,6 @@ if TYPE_CHECKING:
     from emu.smp.hart import Hart
 
 SIGTRAP, SIGINT = 5, 2
-CSR_UC = {0x100: UC_RISCV_REG_SSTATUS, 0x104: UC_RISCV_REG_SIE, 0x105: UC_RISCV_REG_STVEC,
-          0x140: UC_RISCV_REG_SSCRATCH, 0x141: UC_RISCV_REG_SEPC, 0x142: UC_RISCV_REG_SCAUSE,
-          0x143: UC_RISCV_REG_STVAL, 0x144: UC_RISCV_REG_SIP, 0x180: UC_RISCV_REG_SATP}
-PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -157,7 +136,7 @@ class GdbStub:
             self.last_event = (hart.id, kind, fields)
             pc = self.cpu.pc() if "pc" not in fields else fields["pc"]
             if kind == "stage" and "pc" in fields:
-                self.cpu.wreg(UC_RISCV_REG_PC, pc)  # stop before the stage's first instruction
+                self.cpu.set_pc(pc)  # stop before the stage's first instruction
                 self.cpu.suppress_hooks_at(hart, pc)
             self.halt(StopInfo(hart.id, SIGTRAP))
 
@@ -334,80 +313,49 @@ class GdbStub:
             return "no such hart"
         hart = self._hart(tid)
         with self.cpu.inspect(hart):
-            priv = self.cpu.rreg(UC_RISCV_REG_PRIV)
+            mode = self.cpu.gdb.mode_name()
         state = "wfi" if hart.parked else hart.state.name.lower()
-        return f"hart{hart.id} {PRIV_NAMES.get(priv, '?')}-mode, {state}"
+        return f"hart{hart.id} {mode}, {state}"
 
     def _xfer(self, pkt: str) -> str:
         annex, _, span = pkt[len("qXfer:features:read:"):].partition(":")
         if annex != "target.xml":
             return "E00"
         off, length = (int(x, 16) for x in span.split(","))
-        xml = target_xml()
+        xml = self.cpu.gdb.target_xml()
         chunk = xml[off:off + length]
         return ("l" if off + length >= len(xml) else "m") + chunk
 
-    # -- registers ---------------------------------------------------------------------
-    def _reg_value(self, num: int) -> int | None:
-        cpu = self.cpu
-        if num < 32:
-            return cpu.rreg(UC_RISCV_REG_X0 + num)
-        if num == 32:
-            return cpu.rreg(UC_RISCV_REG_PC)
-        if 33 <= num < 65:
-            return cpu.rreg(UC_RISCV_REG_F0 + num - 33)
-        if num == PRIV_REGNUM:
-            return cpu.rreg(UC_RISCV_REG_PRIV)
-        csr_no = num - FIRST_CSR
-        if csr_no in (1, 2, 3):
-            fcsr = cpu.mcsr_read(UC_RISCV_REG_FCSR)
-            return {1: fcsr & 0x1F, 2: (fcsr >> 5) & 7, 3: fcsr}[csr_no]
-        if csr_no in CSR_UC:
-            return cpu.mcsr_read(CSR_UC[csr_no])
-        return None
-
+    # -- registers (the CPU adapter's GDB view: cpu.gdb) -------------------------------
     def _read_reg(self, num: int) -> str:
+        gdb = self.cpu.gdb
         with self.cpu.inspect(self._hart(self.g_thread)):
-            value = self._reg_value(num)
+            value = gdb.read(num)
         if value is None:
             return "E45"
-        return value.to_bytes(8, "little").hex()
+        return value.to_bytes(gdb.reg_bytes, "little").hex()
 
     def _write_reg(self, num: int, hexval: str) -> str:
         value = int.from_bytes(bytes.fromhex(hexval), "little")
         with self.cpu.inspect(self._hart(self.g_thread), write=True):
-            if num < 32:
-                if num:
-                    self.cpu.wreg(UC_RISCV_REG_X0 + num, value)
-            elif num == 32:
-                self.cpu.wreg(UC_RISCV_REG_PC, value)
-            elif 33 <= num < 65:
-                self.cpu.wreg(UC_RISCV_REG_F0 + num - 33, value)
-            elif num - FIRST_CSR in CSR_UC:
-                self.cpu.mcsr_write(CSR_UC[num - FIRST_CSR], value)
-            else:
-                return "E45"
-        return "OK"
+            return "OK" if self.cpu.gdb.write(num, value) else "E45"
 
     def _read_gpr_block(self) -> str:
         with self.cpu.inspect(self._hart(self.g_thread)):
-            return "".join((self._reg_value(i) or 0).to_bytes(8, "little").hex() for i in range(33))
+            return self.cpu.gdb.read_block().hex()
 
     def _write_gpr_block(self, data: str) -> str:
-        raw = bytes.fromhex(data)
         with self.cpu.inspect(self._hart(self.g_thread), write=True):
-            for i in range(1, min(33, len(raw) // 8)):
-                value = int.from_bytes(raw[8 * i:8 * i + 8], "little")
-                self.cpu.wreg(UC_RISCV_REG_PC if i == 32 else UC_RISCV_REG_X0 + i, value)
+            self.cpu.gdb.write_block(bytes.fromhex(data))
         return "OK"
 
     # -- memory ----------------------------------------------------------------------------
     def _satp(self) -> int:
+        """The page-table root GDB's memory accesses go through (0: physical)."""
         if self.state.phys:
             return 0
         with self.cpu.inspect(self._hart(self.g_thread)):
-            priv = self.cpu.rreg(UC_RISCV_REG_PRIV)
-            return 0 if priv == 3 else self.cpu.mcsr_read(UC_RISCV_REG_SATP)
+            return self.cpu.gdb.translation()
 
     def _read_mem(self, addr: int, length: int) -> bytes | None:
         return self.cpu.read_virt(addr, length, self._satp())
@@ -445,7 +393,7 @@ class GdbStub:
     def _on_breakpoint(self, pc: int) -> None:
         hart = self.cpu.current
         assert hart is not None
-        self.cpu.wreg(UC_RISCV_REG_PC, pc)  # stop before the instruction runs
+        self.cpu.set_pc(pc)  # stop before the instruction runs
         self.cpu.suppress_hooks_at(hart, pc)
         self.halt(StopInfo(hart.id, SIGTRAP, "swbreak:;"))
 
@@ -536,7 +484,7 @@ class GdbStub:
 
     def _where(self, hart: "Hart") -> str:
         with self.cpu.inspect(hart):
-            pc = self.cpu.rreg(UC_RISCV_REG_PC)
+            pc = self.cpu.pc()
         sym = self.m.kernel.symbols.describe(pc)
         return f" pc {pc:#x}" + (f" <{sym}>" if sym else "")
 

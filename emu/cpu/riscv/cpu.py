@@ -52,6 +52,7 @@ from emu.cpu import native
 from emu.cpu.engine import Engine
 from emu.cpu.riscv import csr
 from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
+from emu.cpu.riscv.gdb import RiscvGdbRegisters
 from emu.cpu.riscv.mmu import translate
 from emu.devices import Device
 from emu.smp.hart import Hart
@@ -122,6 +123,7 @@ class RiscvCpu:
         self.stop_reason: str | None = None
         self.resume_after_error = False
         self.engine = Engine(self._h)  # the patched engine's extensions (patches/unicorn)
+        self.gdb = RiscvGdbRegisters(self)  # the registers as the GDB stub sees them
         self._keep_alive: list[object] = []  # native callbacks and state the engine points to
         self._ctx_ptrs: dict[int, tuple[object, int]] = {}
         self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
@@ -695,4 +697,7 @@ class RiscvCpu:
 
     def pc(self) -> int:
         return self.rreg(UC_RISCV_REG_PC)
+
+    def set_pc(self, pc: int) -> None:
+        self.wreg(UC_RISCV_REG_PC, pc)
 
