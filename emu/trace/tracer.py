@@ -3,15 +3,14 @@
 No per-instruction hooks: events come from what already reaches Python (traps the
 adapter delivers, SBI calls, IPIs, hart state changes) plus code hooks on chosen
 addresses only: the kernel's trap vector (to see interrupts QEMU delivers natively), its
-`sret` sites (return to U-mode and the return value), and the profile's stage points.
+return-to-user sites (and the return value), and the profile's stage points.  What those
+are on an architecture comes from the CPU adapter's probes (`cpu.trace`, e.g.
+emu/cpu/riscv/traceprobe.py).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from unicorn.riscv_const import UC_RISCV_REG_SATP, UC_RISCV_REG_SCAUSE, UC_RISCV_REG_SSTATUS, UC_RISCV_REG_STVEC
-
-from emu.cpu.riscv import csr
 from emu.smp.scheduler import pending_lines
 from emu.trace.events import EventLog
 from emu.trace.profile import Expr, Point, Profile, resolve
@@ -20,27 +19,14 @@ if TYPE_CHECKING:
     from emu.machine import Machine
     from emu.smp.hart import Hart
 
-INSN_SRET = 0x10200073
 NS_PER_TICK = 100
-
-
-def sret_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
-    """Addresses of every `sret` in the kernel's executable segments (2-byte aligned)."""
-    sites = []
-    needle = INSN_SRET.to_bytes(4, "little")
-    for vaddr, data in exec_segments:
-        start = 0
-        while (i := data.find(needle, start)) >= 0:
-            if i % 2 == 0:
-                sites.append(vaddr + i)
-            start = i + 1
-    return sites
 
 
 class Tracer:
     def __init__(self, machine: "Machine", log: EventLog, profile: Profile | None) -> None:
         self.m = machine
         self.cpu = machine.cpu
+        self.probe = machine.cpu.trace
         self.log = log
         self.profile = profile
         self.points: list[Point] = []
@@ -48,8 +34,8 @@ class Tracer:
         self.listener: Any = None  # the GDB stub's break-on check
         kernel = machine.kernel
         if log.wants("syscall"):
-            for addr in sret_sites(kernel.exec_segments):
-                self.cpu.add_code_hook(addr, self._on_sret)
+            for addr in self.probe.user_return_sites(kernel.exec_segments):
+                self.cpu.add_code_hook(addr, self._on_user_return)
         if profile is not None and log.wants("stage"):
             self.points = resolve(profile, kernel.symbols, kernel.path if kernel.kind == "elf" else None)
             for point in self.points:
@@ -80,17 +66,16 @@ class Tracer:
     def on_switch_in(self, hart: "Hart") -> None:
         if not self.log.wants("irq"):
             return
-        vec = self.cpu.mcsr_read(UC_RISCV_REG_STVEC) & ~3
+        vec = self.probe.trap_vector()
         if vec and vec not in self._stvec_hooked:
             self._stvec_hooked.add(vec)
             self.cpu.add_code_hook(vec, self._on_vector)
 
     def on_trap(self, hart: "Hart", cause: int, epc: int, tval: int, priv: int) -> None:
-        if cause == csr.CAUSE_USER_ECALL:
+        if self.probe.is_syscall(cause):
             if self.log.wants("syscall"):
-                x = self.cpu.xreg
-                self.emit(hart, "syscall", {"num": x(17), "args": [x(10 + i) for i in range(6)],
-                                            "thread": self._thread(), "epc": epc})
+                num, args = self.probe.syscall()
+                self.emit(hart, "syscall", {"num": num, "args": args, "thread": self.probe.thread(), "epc": epc})
         elif self.log.wants("trap"):
             self.emit(hart, "trap", {"cause": cause, "epc": epc, "tval": tval, "priv": priv})
 
@@ -118,19 +103,16 @@ class Tracer:
                                        (cpu.IRQ_EXTERNAL, "device")) if pending & bit]
 
     # -- code hooks -------------------------------------------------------------------------------
-    def _thread(self) -> str:
-        return f"{self.cpu.mcsr_read(UC_RISCV_REG_SATP):x}:{self.cpu.xreg(4):x}"
-
-    def _on_sret(self, pc: int) -> None:
-        if self.cpu.rreg(UC_RISCV_REG_SSTATUS) & csr.SSTATUS_SPP:
-            return  # back to S-mode: not a return to user
+    def _on_user_return(self, pc: int) -> None:
+        if not self.probe.returning_to_user():
+            return  # back to the kernel: not a return to user
         hart = self._hart()
-        self.emit(hart, "sysret", {"ret": self.cpu.xreg(10), "thread": self._thread(), "pc": pc})
+        self.emit(hart, "sysret", {"ret": self.probe.return_value(), "thread": self.probe.thread(), "pc": pc})
 
     def _on_vector(self, pc: int) -> None:
-        cause = self.cpu.rreg(UC_RISCV_REG_SCAUSE)
-        if cause >> 63:
-            self.emit(self._hart(), "irq", {"cause": cause & 0xFF})
+        irq = self.probe.interrupt_at_vector()
+        if irq is not None:
+            self.emit(self._hart(), "irq", {"cause": irq})
 
     def _read(self, e: Expr) -> int | None:
         value = self.cpu.xreg(e.reg)

@@ -54,6 +54,7 @@ from emu.cpu.riscv import csr
 from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
 from emu.cpu.riscv.gdb import RiscvGdbRegisters
 from emu.cpu.riscv.mmu import translate
+from emu.cpu.riscv.traceprobe import RiscvTraceProbes
 from emu.devices import Device
 from emu.smp.hart import Hart
 
@@ -124,6 +125,7 @@ class RiscvCpu:
         self.resume_after_error = False
         self.engine = Engine(self._h)  # the patched engine's extensions (patches/unicorn)
         self.gdb = RiscvGdbRegisters(self)  # the registers as the GDB stub sees them
+        self.trace = RiscvTraceProbes(self)  # what the tracer asks of the architecture
         self._keep_alive: list[object] = []  # native callbacks and state the engine points to
         self._ctx_ptrs: dict[int, tuple[object, int]] = {}
         self._tlb_sets: dict[int, int] = {}  # hart id -> its own TLB set
