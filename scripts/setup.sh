@@ -68,7 +68,8 @@ if [ -d "$VENV" ] && [ "$(cut -d' ' -f1,2 "$VENV/.emu-stamp" 2>/dev/null)" != "$
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-"$VENV/bin/python" -m pip install -q -e '.[test]'
+# editable_mode=compat: a plain path entry, not setuptools' import-hook finder (~9 ms per start)
+"$VENV/bin/python" -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 if ! ls "$wheel_dir"/unicorn-*.whl >/dev/null 2>&1; then
   src=$(mktemp -d)
   trap 'rm -rf "$src"' EXIT

@@ -9,9 +9,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from emu.errors import EmuError
@@ -125,6 +122,10 @@ def library_path() -> Path:
     out = _cache_dir() / f"libemu_native-{digest}.so"
     if out.exists():
         return out
+    import shutil  # building happens once per source change: keep start-up light
+    import subprocess
+    import tempfile
+
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise EmuError("no C compiler found (install gcc): emu builds a small native helper on first use")
