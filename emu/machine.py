@@ -374,12 +374,14 @@ class Machine:
     def idle_wait(self, ticks: int) -> int:
         """Every hart waits for a timer `ticks` away: how many ticks may the clock skip?
 
-        All of them, at once, unless the console is an interactive terminal: then wait in
-        real time (at most 0.2 s per call, returning early on a key press) and let the
-        clock advance by what passed.  Runs from pipes and files stay instant and
-        deterministic; an idle shell on a terminal does not burn a host CPU.
+        All of them, at once, unless the console is an interactive terminal or the run is
+        --realtime: then wait in real time (at most 0.2 s per call, returning early on a key
+        press) and let the clock advance by what passed.  Other runs from pipes and files stay
+        instant and deterministic; an idle shell on a terminal does not burn a host CPU.
         """
-        if not self.console.interactive or self.opts.realtime:
+        if self.opts.realtime:
+            return self._idle_realtime(ticks)
+        if not self.console.interactive:
             return self._idle_after_eof(ticks)
         wait = min(ticks / TIMEBASE_HZ, 0.2)
         start = time.monotonic()
@@ -387,6 +389,25 @@ class Machine:
         if self.console.quit_requested:
             self.request_exit(0, "quit (Ctrl-A x)")
         return min(ticks, int((time.monotonic() - start) * TIMEBASE_HZ))
+
+    def _idle_realtime(self, ticks: int) -> int:
+        """--realtime (the QEMU front end's default): idle time passes in real time, so the
+        virtual clock never jumps past the host clock.  Skipping the whole wait and letting
+        poll's pacing hold the guest back instead left the clock up to the idle deadline
+        ahead (zCore: tens of seconds) and the guest crawling at one round per pacing step,
+        console input included, until the host caught up.  Console input ends the wait early."""
+        lag = time.monotonic() - self._host_origin - self.clock.seconds()  # s the clock trails the host
+        if lag * TIMEBASE_HZ < ticks:
+            wait = min(ticks / TIMEBASE_HZ - max(lag, 0.0), 0.02 if self._has_network else 0.2)
+            if self.console.eof:
+                time.sleep(wait)
+            else:
+                self.pending_input += self.console.read_input(wait)
+                if self.console.quit_requested:
+                    self.request_exit(0, "quit (Ctrl-A x)")
+            lag = time.monotonic() - self._host_origin - self.clock.seconds()
+        take = max(0, min(ticks, int(lag * TIMEBASE_HZ)))
+        return take if self.console.interactive else self._idle_after_eof(take)
 
     def _idle_after_eof(self, ticks: int) -> int:
         """Scripted runs end: piped input is over, all of it read, and the guest idles on.
