@@ -72,6 +72,7 @@ class MachineOptions:
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
     console_copies: list[int] = field(default_factory=list)  # fds that also get the console output
+    console_escape: bool = True  # Ctrl-A keys on the console input (QEMU: mon:stdio; off for -serial stdio)
     handle_signals: bool = False  # SIGINT/SIGTERM/SIGHUP end the run cleanly (emu run; not emu test's children)
     on_idle_eof: float | None = None  # exit after this many virtual s idle once piped input ended (None: wait)
 
@@ -92,7 +93,8 @@ class Machine:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.events: deque[tuple] = deque(maxlen=16)
-        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies)
+        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies,
+                               self.opts.console_escape)
         self.clock = VirtualClock(self.opts.mips)
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None

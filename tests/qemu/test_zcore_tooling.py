@@ -15,11 +15,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
 from tests.guest import build, needs_binutils
-from tests.qemu.test_plan import MAKEFILE
+from tests.qemu.test_frontend import poweroff, spawn, substitute
+from tests.qemu.test_plan import MAKEFILE, XTASK
 
 
 def justrun_line(kernel: Path, initrd: Path, serial_out: Path) -> str:
@@ -118,3 +120,34 @@ main:
         proc.stdin.close()
     wall = time.monotonic() - start
     assert 1.5 <= wall < 15, wall
+
+
+def test_mon_stdio_escape_keys_and_plain_stdio_without_them(refguest_elf, shim_dir, tmp_path):
+    """xtask's `-serial mon:stdio`: Ctrl-A h lists the keys, Ctrl-A c says there is no monitor
+    (QEMU would switch to it), Ctrl-A x quits.  A plain `-serial stdio` is no mux in QEMU:
+    Ctrl-A goes to the guest like any other byte."""
+    initrd = tmp_path / "riscv64.img"
+    initrd.write_bytes(b"dummy initrd\n" * 100)
+    child = spawn("shim", substitute(XTASK, refguest_elf, initrd, tmp_path), shim_dir)
+    try:
+        child.expect("ref> ")
+        child.send("\x01h")
+        child.expect(r"C-a x +exit emulator")
+        child.send("\x01c")
+        child.expect("emu: no QEMU monitor on this console")
+        child.send("\x01x")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    child = spawn("shim", ["-kernel", str(refguest_elf), "-display", "none", "-serial", "stdio"], shim_dir)
+    try:
+        child.expect("ref> ")
+        child.send("\x01x")  # two bytes for the guest's shell, not a quit
+        child.sendline("")
+        child.expect("unknown command")
+        assert child.isalive()
+        poweroff(child)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
