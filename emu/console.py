@@ -2,8 +2,9 @@
 
 Input is polled between rounds (select, no helper thread, so the process can fork).
 On a terminal the tty goes to raw mode (a key press must reach the guest before Enter)
-and is restored at exit.  Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A, as QEMU's
-`-serial mon:stdio`.
+and is restored at exit.  Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A, Ctrl-A h lists the
+keys, as QEMU's `-serial mon:stdio`; there is no monitor, so Ctrl-A c says so instead of
+switching.  With `escape=False` (QEMU's plain `-serial stdio`) every byte goes to the guest.
 """
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import tty
 from typing import BinaryIO, Callable, Sequence
 
 CTRL_A = 0x01
+ESCAPE_HELP = (b"\r\nC-a h    print this help\r\nC-a x    exit emulator\r\nC-a C-a  sends C-a\r\n"
+               b"(emu has no QEMU monitor: C-a c, s, b, t and e do nothing)\r\n")
+NO_MONITOR = b"\r\nemu: no QEMU monitor on this console (C-a x exits)\r\n"
 
 
 class Console:
     def __init__(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None, capture: bool = False,
-                 copies: Sequence[int] = ()) -> None:
+                 copies: Sequence[int] = (), escape: bool = True) -> None:
         self.in_fd = _fd(stdin)
         self.out_fd = _fd(stdout)
         self.copies = list(copies)  # more fds that get the output (QEMU's `-serial file:PATH`)
@@ -26,6 +30,7 @@ class Console:
         self.log: bytearray | None = bytearray() if capture else None
         self.eof = self.in_fd is None
         self.quit_requested = False
+        self.escape_keys = escape  # Ctrl-A commands (QEMU's mux on mon:stdio)
         self._escape = False
         self._saved_tty: list | None = None
         self.before_flush: Callable[[], None] | None = None  # pulls output buffered elsewhere (the UART's)
@@ -80,6 +85,8 @@ class Console:
         return self._filter(data)
 
     def _filter(self, data: bytes) -> bytes:
+        if not self.escape_keys:
+            return data
         out = bytearray()
         for byte in data:
             if self._escape:
@@ -89,12 +96,22 @@ class Console:
                     break
                 if byte == CTRL_A:
                     out.append(CTRL_A)
+                elif byte in (ord("h"), ord("?")):
+                    self._notice(ESCAPE_HELP)
+                elif byte == ord("c"):
+                    self._notice(NO_MONITOR)
                 continue
             if byte == CTRL_A:
                 self._escape = True
                 continue
             out.append(byte)
         return bytes(out)
+
+    def _notice(self, text: bytes) -> None:
+        """Host-side text on the terminal only (not the guest's output: no log, no copies)."""
+        self.flush()
+        if self.out_fd is not None:
+            os.write(self.out_fd, text)
 
 
 def _fd(stream: BinaryIO | int | None) -> int | None:

@@ -40,6 +40,7 @@ from emu.smp.scheduler import Scheduler
 from loader.image import KernelImage
 
 if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or debugging
+    from emu.cpu import native
     from emu.debug.stub import GdbStub
     from emu.trace.events import EventLog
     from emu.trace.profile import Profile
@@ -55,7 +56,7 @@ FENCE_PAGES_MAX = 32  # a remote sfence.vma over more pages than this flushes th
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
 INPUT_POLL_S = 0.001  # look for console input at most this often while the guest runs
-REALTIME_LAG_MAX = 1.0  # s: on a terminal, idle time is skipped at once while virtual time lags this much
+REALTIME_LAG_MAX = 1.0  # s: idle time in real time is skipped at once while the clock trails by up to this
 
 
 @dataclass
@@ -77,6 +78,7 @@ class MachineOptions:
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
     console_copies: list[int] = field(default_factory=list)  # fds that also get the console output
+    console_escape: bool = True  # Ctrl-A keys on the console input (QEMU: mon:stdio; off for -serial stdio)
     handle_signals: bool = False  # SIGINT/SIGTERM/SIGHUP end the run cleanly (emu run; not emu test's children)
     on_idle_eof: float | None = None  # exit after this many virtual s idle once piped input ended (None: wait)
     record: str | None = None  # write the run's host inputs here (emu/record.py)
@@ -99,13 +101,13 @@ class Machine:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.events: deque[tuple] = deque(maxlen=16)
-        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies)
+        self.console = Console(self.opts.stdin, self.opts.stdout, self.opts.capture, self.opts.console_copies,
+                               self.opts.console_escape)
         self.console.before_flush = self.drain_uart
         self.clock = VirtualClock(self.opts.mips)
         self.harts = [Hart(i) for i in range(board.harts)]
         self._panic_at: int | None = None
         self.pending_input = bytearray()  # typed but not yet in the UART FIFO
-        self._realtime_anchor: tuple[float, int] | None = None  # (host s, ticks): terminal idle waits
         self._input_polled = 0.0  # host time of the last look at console input
         self._tail = b""
         self.signals = SignalGuard(enabled=False)
@@ -295,10 +297,12 @@ class Machine:
                   "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
                   "quantum": self.opts.quantum, "ram": self.board.ram.size}
         if self.opts.record:
-            self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty})
+            self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty,
+                                                        "idle_realtime": self._stdin_tty or self.opts.realtime})
         else:
             self.replayer = Replayer(self.opts.replay, header)
             self._replay_interactive = bool(self.replayer.header.get("interactive"))
+            self._replay_idle = bool(self.replayer.header.get("idle_realtime"))
 
     def _finish_recording(self) -> None:
         if self.paused or self.exit_code is None:
@@ -488,44 +492,48 @@ class Machine:
     def idle_wait(self, ticks: int) -> int:
         """Every hart waits for a timer `ticks` away: how many ticks may the clock skip?
 
-        All of them, at once, unless the console is an interactive terminal: then virtual
-        time is kept from running ahead of real time (as on QEMU, an idle shell burns no
-        host CPU).  A guest whose virtual time lags real time (it computed slower than its
-        clock rate) skips at once, as QEMU's clock would already be there; one that is
-        ahead waits (at most 0.2 s per call, returning early on a key press) and the clock
-        advances by what passed.  Runs from pipes and files stay instant and
-        deterministic.
+        All of them, at once, unless the console is an interactive terminal or the run is
+        --realtime: then idle time follows the host clock (an idle shell burns no host CPU).
+        Runs from pipes and files stay instant and deterministic; on replay the recorded
+        skips are taken.
         """
-        if self.replayer is not None and self._replay_interactive:
-            skipped = self.replayer.idle(self.position())
-            if skipped is None:
+        if self.replayer is not None and self._replay_idle:
+            take = self.replayer.idle(self.position())
+            if take is None:
                 raise ReplayDiverged(f"replay diverged: every hart waits at {self.position().describe()}, "
                                      "where the recording has no idle wait")
-            return skipped
-        if not self._interactive or self.opts.realtime:
+        elif self.opts.realtime or self._interactive:
+            take = self._idle_realtime(ticks)
+            if self.recorder is not None:
+                self.recorder.idle(self.position(), take)
+        else:
             return self._idle_after_eof(ticks)
-        if self.recorder is not None:
-            skipped = self._idle_realtime(ticks)
-            self.recorder.idle(self.position(), skipped)
-            return skipped
-        return self._idle_realtime(ticks)
+        return take if self._interactive else self._idle_after_eof(take)
 
     def _idle_realtime(self, ticks: int) -> int:
+        """Idle time passes in real time, and the virtual clock never leads the host clock:
+        a guest whose clock trails (it computed slower than --mips) skips at once, as QEMU's
+        clock would already be there, up to REALTIME_LAG_MAX behind (a long stop, e.g. a
+        debugger's, is not fast-forwarded); one that leads waits, at most 0.2 s per call
+        (0.02 s with a network), and console input ends the wait early.  Skipping the whole
+        wait and letting --realtime's pacing hold the guest back instead left the clock up to
+        the idle deadline ahead (zCore: tens of seconds) and the guest crawling at one round
+        per pacing step, console input included, until the host caught up."""
         now = time.monotonic()
-        if self._realtime_anchor is None:
-            self._realtime_anchor = (now, self.clock.ticks)
-        real0, ticks0 = self._realtime_anchor
-        behind = (now - real0) - (self.clock.ticks - ticks0) / TIMEBASE_HZ  # s virtual lags real
-        if behind > REALTIME_LAG_MAX:  # a long stop (a debugger): catch up, not fast-forward
-            self._realtime_anchor = (now - REALTIME_LAG_MAX, self.clock.ticks)
-            behind = REALTIME_LAG_MAX
-        if behind >= ticks / TIMEBASE_HZ:
-            return ticks
-        wait = min(ticks / TIMEBASE_HZ - max(behind, 0.0), 0.2)
-        self.pending_input += self.console.read_input(wait)
-        if self.console.quit_requested:
-            self.request_exit(0, "quit (Ctrl-A x)")
-        return min(ticks, int((max(behind, 0.0) + time.monotonic() - now) * TIMEBASE_HZ))
+        lag = now - self._host_origin - self.clock.seconds()  # s the clock trails the host
+        if lag > REALTIME_LAG_MAX:
+            self._host_origin = now - self.clock.seconds() - REALTIME_LAG_MAX
+            lag = REALTIME_LAG_MAX
+        if lag * TIMEBASE_HZ < ticks:
+            wait = min(ticks / TIMEBASE_HZ - max(lag, 0.0), 0.02 if self._has_network else 0.2)
+            if self.console.eof:
+                time.sleep(wait)
+            else:
+                self.pending_input += self.console.read_input(wait)
+                if self.console.quit_requested:
+                    self.request_exit(0, "quit (Ctrl-A x)")
+            lag = time.monotonic() - self._host_origin - self.clock.seconds()
+        return max(0, min(ticks, int(lag * TIMEBASE_HZ)))
 
     def _idle_after_eof(self, ticks: int) -> int:
         """Scripted runs end: piped input is over, all of it read, and the guest idles on.

@@ -62,7 +62,7 @@ def run_qemu(argv: list[str]) -> int:
                               stdout=sys.stdout if plan.console_stdio else None, report=sys.stderr,
                               trace=plan.trace_file, trace_events=plan.trace_events,
                               gdb=plan.gdb, gdb_wait=plan.gdb_wait, drives=disks.specs, net=plan.net,
-                              console_copies=copies)
+                              console_copies=copies, console_escape=plan.console_escape)
         machine = load_machine(board, plan.kernel, plan.initrd, opts)
         report_warnings(plan)
         if plan.dumpdtb is not None:  # QEMU: write the final device tree, run nothing

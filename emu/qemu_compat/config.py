@@ -51,6 +51,7 @@ class QemuPlan:
     gdb: str | None = None  # [HOST]:PORT
     gdb_wait: bool = False  # -S
     console_stdio: bool = True  # the UART is on stdin/stdout
+    console_escape: bool = True  # Ctrl-A keys (QEMU's mux: mon:stdio, or no -serial with -nographic)
     serial_files: list[str] = field(default_factory=list)  # the UART's output is copied here
     trace_file: str | None = None  # -D with -d int
     trace_events: str = "all"
@@ -335,7 +336,8 @@ def _cpu(value: str, plan: QemuPlan) -> None:
 
 def _serial(serials: list[str], plan: QemuPlan) -> None:
     """emu has one UART.  It is on stdio when any -serial says (mon:)stdio (or none is given);
-    every `file:PATH` receives a copy of its output."""
+    every `file:PATH` receives a copy of its output.  Ctrl-A x / Ctrl-A Ctrl-A work on
+    `mon:stdio` only, as in QEMU: a plain `-serial stdio` hands every byte to the guest."""
     if not serials:
         return
     plan.console_stdio = False
@@ -343,6 +345,7 @@ def _serial(serials: list[str], plan: QemuPlan) -> None:
         backend = spec[4:] if spec.startswith("mon:") else spec
         if backend == "stdio":
             plan.console_stdio = True
+            plan.console_escape = spec.startswith("mon:")
         elif backend.startswith("file:") and len(backend) > 5:
             plan.serial_files.append(backend[5:])
         elif backend not in ("null", "none"):

@@ -18,17 +18,6 @@ GDB = shutil.which("gdb-multiarch")
 OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin")
 
 
-@pytest.fixture(scope="module")
-def shim_dir(tmp_path_factory) -> Path:
-    """A directory holding the `qemu-system-riscv64` shim, written by `emu shim DIR`."""
-    d = tmp_path_factory.mktemp("shim")
-    res = subprocess.run(emu_cmd("shim", str(d)), capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == str(d)
-    assert os.access(d / "qemu-system-riscv64", os.X_OK)
-    return d
-
-
 def substitute(argv: list[str], kernel: Path, initrd: Path, tmp_path: Path, port: int = 0) -> list[str]:
     """zCore's files -> the reference guest and a dummy initrd; /tmp/serial.out -> tmp_path."""
     table = {"zcore.bin": str(kernel), "riscv64.img": str(initrd), "file:/tmp/serial.out": f"file:{tmp_path}/serial.out",

@@ -172,3 +172,9 @@ def test_bad_input_is_one_error_naming_it(argv, needle):
 def test_split_argv_keeps_order_and_flags():
     opts = split_argv(["-S", "-gdb", "tcp::1", "--nographic"])
     assert [(o.name, o.value) for o in opts] == [("S", None), ("gdb", "tcp::1"), ("nographic", None)]
+
+
+def test_ctrl_a_keys_only_on_a_mux():
+    assert plan_from_argv(XTASK).console_escape and plan_from_argv(MAKEFILE).console_escape
+    assert plan_from_argv(["-nographic"]).console_escape  # QEMU: -nographic = -serial mon:stdio
+    assert not plan_from_argv(["-display", "none", "-serial", "stdio"]).console_escape
