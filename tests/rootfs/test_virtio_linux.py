@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
-from tests.rootfs.test_rootfs import IMAGE, INITRD, rootfs  # noqa: F401  (the fixture)
+from tests.rootfs.conftest import IMAGE, INITRD
 
 PROMPT = "/ # "
 
@@ -67,7 +67,7 @@ def sh(child, command: str, timeout: float = 120) -> str:
     return child.before.replace("\r", "")
 
 
-def test_virtio_blk_and_net_under_linux(rootfs, data_disk, web_root):  # noqa: F811
+def test_virtio_blk_and_net_under_linux(rootfs, data_disk, web_root):
     fwd = free_port()
     cmd = emu_cmd("run", "--smp", "2", "-m", "256M", "--kernel", str(IMAGE), "--initrd", str(INITRD),
                   "--drive", f"file={data_disk}", "--net", f"user,hostfwd=tcp::{fwd}-:8080", "--timeout", "600")

@@ -13,7 +13,7 @@ import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
-from tests.rootfs.test_rootfs import OUT, rootfs  # noqa: F401  (the fixture)
+from tests.rootfs.conftest import OUT
 
 KERNEL = os.environ.get("EMU_ZCORE_KERNEL")
 REASON = "zCore rootfs tests SKIPPED: set EMU_ZCORE_KERNEL to a local zCore riscv64 build"
@@ -31,7 +31,7 @@ def shell(child: pexpect.spawn, command: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["initrd", "drive"])
-def test_zcore_boots_the_sfs_image(rootfs, tmp_path, how):  # noqa: F811
+def test_zcore_boots_the_sfs_image(rootfs, tmp_path, how):
     image = tmp_path / "riscv64.img"
     shutil.copy(OUT / "riscv64.img", image)  # zCore may write to it
     where = ["--initrd", str(image)] if how == "initrd" else ["--drive", f"file={image}"]
