@@ -20,6 +20,9 @@ APT_PACKAGES=(
   libslirp0                                                   # --net user (QEMU's user-mode network)
   iproute2                                                    # the TAP test makes its own network namespace
   linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross bc flex bison cpio  # images/linux
+  dpkg-dev                                                    # images/rootfs: apt-get source musl busybox
+  e2fsprogs                                                   # tests/rootfs: ext2 data disks (mke2fs -d, debugfs)
+  qemu-system-misc opensbi                                    # tests/rootfs: the same list on real QEMU
 )
 PY=${PYTHON:-python3}
 VENV=.venv
