@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from emu.board import KERNEL_ADDR
 from emu.errors import EmuError
@@ -30,8 +30,17 @@ class KernelImage:
     kind: str  # "elf" or "raw"
     segments: list[tuple[int, bytes]]  # (physical address, bytes incl. zero fill)
     entry: int  # physical
-    symbols: Symbols = field(default_factory=Symbols)
+    symbol_source: Callable[[], Symbols] | None = None  # parses the symbol table when first asked
     exec_segments: list[tuple[int, bytes]] = field(default_factory=list)  # (virtual address, code)
+    _symbols: Symbols | None = field(default=None, repr=False)
+
+    @property
+    def symbols(self) -> Symbols:
+        """The kernel's symbols, parsed on first use: a plain run never asks (a zCore ELF's
+        tables take ~80 ms to read), reports, traces and the debugger do."""
+        if self._symbols is None:
+            self._symbols = self.symbol_source() if self.symbol_source is not None else Symbols()
+        return self._symbols
 
     @property
     def start(self) -> int:
@@ -101,7 +110,7 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
         raw = [(seg["p_paddr"], seg["p_vaddr"], seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"])) for seg in loads]
         code = [(seg["p_vaddr"], seg.data()) for seg in loads if seg["p_flags"] & 1]  # PF_X
         entry_v = elf["e_entry"]
-        symbols = _symbols(elf)
+        elf.get_section_by_name(".symtab")  # section headers read now: a malformed table fails here
     except ELFError as err:
         raise EmuError(f"{path}: malformed ELF ({err})") from None
     except EmuError:
@@ -128,7 +137,18 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
             entry = entry_v
     if entry is None:
         raise EmuError(f"{path}: ELF entry point {entry_v:#x} is outside its loadable segments")
-    return KernelImage(path, "elf", segments, entry, symbols, code)
+    return KernelImage(path, "elf", segments, entry, lambda: _symbols_of(path, data), code)
+
+
+def _symbols_of(path: Path, data: bytes) -> Symbols:
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        return _symbols(ELFFile(io.BytesIO(data)))
+    except Exception:  # noqa: BLE001 - a kernel that ran has symbols we can do without
+        return Symbols()
 
 
 def _symbols(elf: "ELFFile") -> Symbols:
