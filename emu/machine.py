@@ -32,6 +32,7 @@ from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT
                         EXIT_REPLAY_DIVERGED, EXIT_TIMEOUT, EmuError)
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
+from emu.firmware.services import FirmwareServices
 from emu.record import Position, Recorder, ReplayDiverged, Replayer
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
@@ -51,8 +52,6 @@ from loader.initrd import plan_layout
 REALTIME_SLACK = 0.05  # s the virtual clock may lag the host before --realtime re-bases
 UART_FIFO = 1  # bytes moved into the UART per round: a serial line, not a paste buffer
 FAULT_LOOP_LIMIT = 1000  # identical faults in a row
-PAGE_SIZE = 4096
-FENCE_PAGES_MAX = 32  # a remote sfence.vma over more pages than this flushes the whole TLB
 PANIC_PATTERNS = (b"Kernel panic - not syncing", b"panicked at")
 PANIC_GRACE_TICKS = TIMEBASE_HZ // 10  # let the panic message finish printing
 INPUT_POLL_S = 0.001  # look for console input at most this often while the guest runs
@@ -121,7 +120,8 @@ class Machine:
                                self.cpu.uc.mem_write)
         self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
         self.cpu.attach_clock(self.clock.native)
-        self.sbi = Sbi(self)
+        self.firmware = FirmwareServices(self)  # the SBI's view of the machine
+        self.sbi = Sbi(self.firmware)
         self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
         self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
         self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
@@ -584,40 +584,11 @@ class Machine:
         self.request_exit(EXIT_GUEST_HANG, "hang")
 
     def _report(self, what: str) -> None:
-        self.console.flush()
-        out = self.opts.report or sys.stderr
-        lines = [f"emu: {what} at virtual time {self.clock.seconds():.6f} s"]
-        for h in self.harts:
-            pc = self._hart_pc(h)
-            sym = self.kernel.symbols.describe(pc) if pc is not None else None
-            where = f"pc {pc:#x}" if pc is not None else "pc ?"
-            if sym:
-                where += f" <{sym}>"
-            state = "parked (wfi)" if h.parked else h.state.name.lower()
-            lines.append(f"emu:   hart {h.id}: {state}, {where}")
-        if self.events:
-            lines.append("emu:   last events: " + "; ".join(_fmt_event(e) for e in self.events))
-        lines += self._in_flight_lines()
-        out.write("\r\n".join(lines) + "\r\n" if self.console._saved_tty else "\n".join(lines) + "\n")
-        out.flush()
+        """`what` happened: one report on stderr with every hart's state and pc (and its
+        function), the last events and the system calls still in flight."""
+        from emu.reports import report
 
-    def _in_flight_lines(self) -> list[str]:
-        """Traced system calls still open (hang, timeout, signal): where each one waits."""
-        if self.trace_log is None or self.tracer is None or not self.trace_log.wants("syscall"):
-            return []
-        from emu.trace.report import in_flight_report
-
-        now = max(self.tracer.ns(h) for h in self.harts)
-        return in_flight_report(self.trace_log.events(), self.trace_profile, self.kernel.symbols, now, "emu:   ")
-
-    def _hart_pc(self, hart: Hart) -> int | None:
-        from emu.cpu.riscv.context import OFF_PC, blob_u64
-
-        if hart.ctx is None or hart.state == HsmState.STOPPED and hart.start is None:
-            return None
-        if self.cpu.current is hart:
-            return self.cpu.pc()
-        return blob_u64(hart.ctx, OFF_PC).value
+        report(self, what)
 
     # -- CpuHost ---------------------------------------------------------------------
     def sbi_call(self, hart: Hart) -> None:
@@ -648,86 +619,6 @@ class Machine:
         self._report(f"host fault on hart {hart.id}: {message}")
         self.request_exit(EXIT_HOST_FAULT, "host fault")
 
-    # -- Firmware (SBI services) ---------------------------------------------------------
-    def sbi_regs(self) -> list[int]:
-        return self.cpu.sbi_args()
-
-    def sbi_return(self, error: int, value: int | None = None) -> None:
-        self.cpu.set_sbi_ret(error, value)
-
-    def read_caller_virt(self, vaddr: int, size: int) -> bytes | None:
-        return self.cpu.read_virt(vaddr, size, self.cpu.current_satp(csr.PRV_S))
-
-    def read_phys(self, paddr: int, size: int) -> bytes | None:
-        return self.cpu.read_phys(paddr, size)
-
-    def write_phys(self, paddr: int, data: bytes) -> bool:
-        return self.cpu.write_phys(paddr, data)
-
-    def set_timer(self, hart: Hart, deadline: int) -> None:
-        self.scheduler.set_timer(hart, deadline)
-
-    def send_ipi(self, source: Hart, targets: list[Hart]) -> None:
-        for t in targets:
-            self.events.append(("ipi", source.id, self.clock.last_read, t.id))
-            if self.tracer:
-                self.tracer.on_ipi(source, t)
-            if t is self.cpu.current:
-                self.cpu.update_mip(csr.MIP_SSIP, 0)
-            else:
-                t.ssip_pending = True
-                self.scheduler.wake_by_ipi(source, t)
-
-    def clear_ipi(self, hart: Hart) -> None:
-        self.cpu.update_mip(0, csr.MIP_SSIP)
-
-    def remote_fence(self, source: Hart, targets: list[Hart], kind: str, start: int = 0, size: int = -1) -> None:
-        """Remote fences: each hart keeps its own TLB (patches/unicorn), so a remote
-        sfence.vma flushes exactly the pages named, in exactly the harts named: the caller's
-        at once, the others' at their next switch-in."""
-        if kind == "fence.i":
-            return  # one shared translation cache that tracks writes to code: nothing to do
-        pages = None
-        if not (start == 0 and size == 0) and 0 <= size <= FENCE_PAGES_MAX * PAGE_SIZE:
-            first = start & ~(PAGE_SIZE - 1)
-            pages = range(first, start + max(size, 1), PAGE_SIZE)
-        for t in targets:
-            if pages is None or t.flush_tlb or len(t.flush_pages) + len(pages) > FENCE_PAGES_MAX:
-                t.flush_tlb = True
-                t.flush_pages.clear()
-            else:
-                t.flush_pages.extend(pages)
-        if source in targets:
-            if source.flush_tlb:
-                # A whole-TLB flush from inside a hook is slow (the TLB may have grown to
-                # megabytes); ending the slice and flushing between slices costs microseconds.
-                self.cpu.stop("yield")
-            else:
-                self.cpu.apply_fences(source)
-
-    def hart_start(self, hart: Hart, start_addr: int, opaque: int) -> None:
-        self.events.append(("hsm_start", hart.id, self.clock.last_read, start_addr))
-        hart.state = HsmState.START_PENDING
-        hart.start = (start_addr, hart.id, opaque)
-        if self.tracer:
-            self.tracer.on_hart(hart, "start")
-        hart.parked = False
-        hart.stip = False
-        hart.deadline = (1 << 64) - 1
-
-    def hart_stop(self, hart: Hart) -> None:
-        hart.state = HsmState.STOPPED
-        if self.tracer:
-            self.tracer.on_hart(hart, "stop")
-        self.cpu.stop("stop")
-
-    def hart_suspend(self, hart: Hart, non_retentive: bool, resume_addr: int, opaque: int) -> None:
-        hart.state = HsmState.SUSPENDED
-        hart.parked = True
-        if non_retentive:
-            hart.start = (resume_addr, hart.id, opaque)
-        self.cpu.stop("suspend")
-
     def console_write(self, data: bytes) -> None:
         self.drain_uart()  # what the UART sent natively goes first
         self._console_out(data)
@@ -744,20 +635,6 @@ class Machine:
         self.console.write(data)
         self.idle_eof.activity()
         self._watch_panic(data)
-
-    def console_read(self, size: int) -> bytes:
-        out = bytearray()
-        while self.uart.rx and len(out) < size:
-            out.append(self.uart.rx.popleft())
-        self.uart.sync_fast()
-        take = min(size - len(out), len(self.pending_input))
-        out += self.pending_input[:take]
-        del self.pending_input[:take]
-        return bytes(out)
-
-    def system_reset(self, reset_type: int, reason: int) -> None:
-        kind = ("shutdown", "cold reboot", "warm reboot")[reset_type]
-        self.request_exit(1 if reason else 0, f"SBI system reset: {kind}{' (system failure)' if reason else ''}")
 
     # -- devices ---------------------------------------------------------------------------
     def _on_plic_output(self, context: int, level: bool) -> None:
@@ -786,17 +663,3 @@ class _Empty:
 
     def write(self, offset: int, size: int, value: int) -> None:
         pass
-
-
-def _fmt_event(e: tuple) -> str:
-    kind, hart, t = e[0], e[1], e[2]
-    from emu.trace.names import sbi_name, trap_name
-
-    if kind == "trap":
-        return f"t={t} h{hart} trap {trap_name(e[3])} ({e[3]}) epc={e[4]:#x} tval={e[5]:#x}"
-    if kind == "sbi":
-        return f"t={t} h{hart} SBI {sbi_name(e[3])}"
-    if kind == "ipi":
-        return f"t={t} h{hart} ipi->h{e[3]}"
-    return f"t={t} h{hart} {kind} {e[3]:#x}"
-

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from emu.reports import hart_pc
 from emu.testrunner.cases import Status
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _running_harts(m: Machine) -> str:
     for h in m.harts:
         if h.parked:
             continue
-        pc = m._hart_pc(h)  # noqa: SLF001 - the same view emu's own hang/panic report prints
+        pc = hart_pc(m, h)  # the same view emu's own hang/panic report prints
         if pc is not None:
             parts.append(f"hart {h.id} {_where(m, pc)}")
     return ", ".join(parts) or "every hart parked"
@@ -182,4 +183,4 @@ def _trap_from_user(m: Machine, hart: int) -> bool:
 
 
 def _where_all(m: Machine) -> str:
-    return ", ".join(f"hart {h.id} {_where(m, m._hart_pc(h))}" for h in m.harts)  # noqa: SLF001
+    return ", ".join(f"hart {h.id} {_where(m, hart_pc(m, h))}" for h in m.harts)
