@@ -96,7 +96,6 @@ class RiscvCpu:
         self._ref = ctypes.byref(self._val)
         self._reg_read = uclib.uc_reg_read
         self._reg_write = uclib.uc_reg_write
-        self._ctl = uclib.uc_ctl
         self._vmem_translate = uclib.uc_vmem_translate
         self._vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
         self._vmem_translate.restype = ctypes.c_int
@@ -517,43 +516,32 @@ class RiscvCpu:
         tlb = self._tlb_sets.get(hart.id)
         if tlb is None:
             tlb = self._tlb_sets[hart.id] = self.engine.tlb_new()
+        # context, the host-raised mip bits (QEMU's interrupt_request is outside the blob:
+        # writing mip makes pending bits taken) and the hart's own TLB set, in one call
+        mip = (csr.MIP_STIP if hart.stip else 0) | (csr.MIP_SEIP if hart.seip else 0)
+        if hart.ssip_pending:
+            mip |= csr.MIP_SSIP
+            hart.ssip_pending = False
+        err = self._native_switch_in(self._io_ptr, self._ctx_ptr(hart), tlb, mip)
+        if err:
+            raise UcError(err)
         if hart.start is not None:
-            self._switch_in_started(hart, tlb)
-        else:
-            # context, the host-raised mip bits and the hart's own TLB set, in one call
-            mip = (csr.MIP_STIP if hart.stip else 0) | (csr.MIP_SEIP if hart.seip else 0)
-            if hart.ssip_pending:
-                mip |= csr.MIP_SSIP
-                hart.ssip_pending = False
-            err = self._native_switch_in(self._io_ptr, self._ctx_ptr(hart), tlb, mip)
-            if err:
-                raise UcError(err)
+            self._enter_started(hart)
         if hart.flush_tlb or hart.flush_pages:
             self.apply_fences(hart)
 
-    def _switch_in_started(self, hart: Hart, tlb: int) -> None:
-        """Load a hart that an SBI HSM start has just started (pc, a0, a1 from the call)."""
-        self.uc.context_restore(hart.ctx)
-        self.set_priv(csr.PRV_M)
+    def _enter_started(self, hart: Hart) -> None:
+        """A hart an SBI HSM start has just started: S-mode at its start address, a0 = hart
+        id, a1 = the caller's opaque value, paging and interrupts off."""
         pc, a0, a1 = hart.start
         hart.start = None
+        self.set_priv(csr.PRV_M)
         self.wreg(UC_RISCV_REG_PC, pc)
         self.wreg(UC_RISCV_REG_A0, a0)
         self.wreg(UC_RISCV_REG_A1, a1)
         self.wreg(UC_RISCV_REG_SATP, 0)
         self.wreg(UC_RISCV_REG_SSTATUS, self.rreg(UC_RISCV_REG_SSTATUS) & ~csr.SSTATUS_SIE)
-        # QEMU's interrupt_request is outside the blob: write mip back so pending bits are taken.
-        mip = self.rreg(UC_RISCV_REG_MIP) & ~(csr.MIP_STIP | csr.MIP_SEIP)
-        if hart.stip:
-            mip |= csr.MIP_STIP
-        if hart.seip:
-            mip |= csr.MIP_SEIP
-        if hart.ssip_pending:
-            mip |= csr.MIP_SSIP
-            hart.ssip_pending = False
-        self.wreg(UC_RISCV_REG_MIP, mip)
         self.set_priv(csr.PRV_S)
-        self.engine.tlb_switch(tlb)  # each hart keeps its own TLB: no flush on a switch
 
     def switch_out(self, hart: Hart) -> None:
         err = self._context_save(self._h, self._ctx_ptr(hart))
