@@ -15,6 +15,19 @@ def emu_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "emu", *args]
 
 
+LINUX_BUILD = ROOT / "images" / "build" / "linux"
+
+
+def build_linux() -> tuple[Path, Path]:
+    """The Linux guest (Image, initramfs), built by images/linux (a no-op when current);
+    the test is skipped, saying why, without the cross compiler."""
+    if shutil.which("riscv64-linux-gnu-gcc") is None:
+        pytest.skip("riscv64-linux-gnu-gcc missing: scripts/setup.sh installs it")
+    res = subprocess.run(["make", "-C", str(ROOT / "images" / "linux")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return LINUX_BUILD / "Image", LINUX_BUILD / "initramfs.cpio.gz"
+
+
 def marked_disk(path: Path, magic: bytes) -> Path:
     """A 1 MiB raw disk image, zero but for `magic` at the start of sector 1 (what the
     U-Boot tests read back)."""

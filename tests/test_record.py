@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ import pexpect
 import pytest
 
 from emu.errors import EXIT_BAD_INPUT, EXIT_REPLAY_DIVERGED
-from tests.conftest import ROOT, emu_cmd
+from tests.conftest import build_linux, emu_cmd
 
-LINUX = ROOT / "images" / "build" / "linux"
 
 
 def typed_run(cmd: list[str], prompt: str, lines: list[str], seed: int) -> bytes:
@@ -66,19 +64,10 @@ def test_a_typed_refguest_run_replays_byte_for_byte(refguest_elf, tmp_path) -> N
     check_three_replays(base, rec, console, trace, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def linux_image() -> Path:
-    """The Linux guest, built as tests/linux builds it (make is a no-op when it is current)."""
-    if shutil.which("riscv64-linux-gnu-gcc") is None:
-        pytest.skip("riscv64-linux-gnu-gcc missing: scripts/setup.sh installs it")
-    res = subprocess.run(["make", "-C", str(ROOT / "images" / "linux")], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    return LINUX / "Image"
-
-
-def test_a_typed_linux_run_replays_byte_for_byte(linux_image, tmp_path) -> None:
-    base = ["run", "--smp", "2", "-m", "256M", "--kernel", str(LINUX / "Image"),
-            "--initrd", str(LINUX / "initramfs.cpio.gz"), "--append", "console=ttyS0", "--timeout", "240"]
+def test_a_typed_linux_run_replays_byte_for_byte(tmp_path) -> None:
+    image, initrd = build_linux()
+    base = ["run", "--smp", "2", "-m", "256M", "--kernel", str(image), "--initrd", str(initrd),
+            "--append", "console=ttyS0", "--timeout", "240"]
     rec, trace = tmp_path / "run.rec", tmp_path / "run.json"
     console = typed_run(emu_cmd(*base, "--record", str(rec), "--trace", str(trace)), "linux> ",
                         ["echo hello", "stress 20000", "echo again"], seed=2)

@@ -2,26 +2,20 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pexpect
 import pytest
 
 from emu.errors import EXIT_GUEST_PANIC
-from tests.conftest import ROOT, emu_cmd
+from tests.conftest import build_linux, emu_cmd
 
-BUILD = ROOT / "images" / "build" / "linux"
-IMAGE, INITRD = BUILD / "Image", BUILD / "initramfs.cpio.gz"
 
 
 @pytest.fixture(scope="module")
 def linux() -> tuple[str, str]:
-    if shutil.which("riscv64-linux-gnu-gcc") is None:
-        pytest.skip("riscv64-linux-gnu-gcc missing: scripts/setup.sh installs it")
-    res = subprocess.run(["make", "-C", str(ROOT / "images" / "linux")], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    return str(IMAGE), str(INITRD)
+    image, initrd = build_linux()
+    return str(image), str(initrd)
 
 
 def boot(linux, smp: int, append: str, timeout: int = 240) -> subprocess.CompletedProcess:
