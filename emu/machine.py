@@ -235,6 +235,7 @@ class Machine:
         dtb = build_fdt(self.board)
         for addr, data in self.kernel.segments:
             self.cpu.write_phys(addr, data)
+        # kernel.zero_fill (.bss) needs no writing: guest RAM is a fresh zeroed mapping
         if initrd is not None and layout.initrd:
             self.cpu.write_phys(layout.initrd[0], initrd)
         self.cpu.write_phys(layout.dtb, dtb)
@@ -293,6 +294,8 @@ class Machine:
         image = hashlib.sha256()
         for addr, data in self.kernel.segments:
             image.update(addr.to_bytes(8, "little") + data)
+        for addr, length in self.kernel.zero_fill:
+            image.update(addr.to_bytes(8, "little") + length.to_bytes(8, "little"))
         header = {"kernel": image.hexdigest(), "initrd": hashlib.sha256(initrd or b"").hexdigest(),
                   "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
                   "quantum": self.opts.quantum, "ram": self.board.ram.size}
@@ -364,7 +367,9 @@ class Machine:
             self.trace_log.close()
 
     def stats(self) -> dict[str, object]:
-        per_hart = {h.id: {**h.stats, "rdtime": h.time_poll.reads} for h in self.harts}
+        per_hart = {h.id: {**h.stats, "rdtime": h.time_poll.reads,
+                           "instructions_est": (h.ran_bytes - h.time_poll.skipped_bytes) // BYTES_PER_INSN}
+                    for h in self.harts}
         executed = self.scheduler.executed_bytes - self.clock.native.skipped_bytes  # time skipped, not run
         return {
             "vtime_s": self.clock.seconds(),

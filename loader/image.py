@@ -6,11 +6,12 @@ instructions that decode) are refused with a one-line error.
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from emu.board import KERNEL_ADDR
 from emu.errors import EmuError
@@ -28,10 +29,14 @@ LINUX_IMAGE_MAGIC2 = b"RSC\x05"
 class KernelImage:
     path: Path
     kind: str  # "elf" or "raw"
-    segments: list[tuple[int, bytes]]  # (physical address, bytes incl. zero fill)
+    segments: list[tuple[int, bytes]]  # (physical address, the file's bytes)
     entry: int  # physical
     symbol_source: Callable[[], Symbols] | None = None  # parses the symbol table when first asked
     exec_segments: list[tuple[int, bytes]] = field(default_factory=list)  # (virtual address, code)
+    # (physical address, length) zero-filled after a segment's file bytes (.bss).  Not made
+    # into bytes: guest RAM starts zeroed, and zCore's 85 MB .bss (its heap) cost ~120 ms
+    # of allocating and copying zeros at every start.
+    zero_fill: list[tuple[int, int]] = field(default_factory=list)
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property
@@ -48,23 +53,34 @@ class KernelImage:
 
     @property
     def end(self) -> int:
-        return max(a + len(d) for a, d in self.segments)
+        return max([a + len(d) for a, d in self.segments] + [a + n for a, n in self.zero_fill])
 
 
 def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except FileNotFoundError:
         raise EmuError(f"kernel not found: {path}") from None
     except IsADirectoryError:
         raise EmuError(f"kernel is a directory: {path}") from None
     except OSError as err:
         raise EmuError(f"cannot read kernel {path}: {err.strerror}") from None
-    if not data:
-        raise EmuError(f"kernel is empty: {path}")
-    if data[:4] == b"\x7fELF":
-        return _load_elf(path, data, ram_base, ram_base + ram_size)
+    try:
+        head = f.read(4)
+        if not head:
+            raise EmuError(f"kernel is empty: {path}")
+        if head == b"\x7fELF":
+            # Read through the open file: a zCore ELF is ~30 MB of debug information around
+            # ~1 MB that is loaded; reading it all cost ~20 ms at every start.
+            f.seek(0)
+            return _load_elf(path, f, ram_base, ram_base + ram_size)
+        f.seek(0)
+        data = f.read()
+    except OSError as err:
+        raise EmuError(f"cannot read kernel {path}: {err.strerror}") from None
+    finally:
+        f.close()
     _check_raw(path, data)
     return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])
 
@@ -91,62 +107,100 @@ def _check_raw(path: Path, data: bytes) -> None:
     raise EmuError(f"{path}: not a riscv64 ELF or raw image (its first bytes are not RISC-V code)")
 
 
-def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelImage:
-    import io
+ELF_MACHINES = {3: "i386", 8: "MIPS", 40: "ARM", 62: "X86_64", 183: "AARCH64", 243: "RISCV", 258: "LOONGARCH"}
+PT_LOAD = 1
+PF_X = 1
 
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+
+def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int) -> KernelImage:
+    """The loadable segments of a riscv64 ELF, read with `struct` from its program headers.
+
+    pyelftools (used for the symbol table, on first use) costs ~25 ms to import at every
+    start, a tenth of a zCore boot; the ELF64 header and program headers are two fixed
+    layouts, read here in a few lines."""
+    def malformed(why: str) -> EmuError:
+        return EmuError(f"{path}: malformed ELF ({why})")
 
     try:
-        elf = ELFFile(io.BytesIO(data))
-        machine = elf["e_machine"]
-        if machine not in ("EM_RISCV", EM_RISCV):
-            raise EmuError(f"{path}: ELF for {str(machine).removeprefix('EM_')}, expected riscv64")
-        if elf.elfclass != 64:
+        size = os.fstat(f.fileno()).st_size
+        hdr = f.read(64)
+        if len(hdr) < 20:
+            raise malformed("truncated header")
+        machine = struct.unpack_from("<H", hdr, 18)[0]
+        if machine != EM_RISCV:
+            raise EmuError(f"{path}: ELF for {ELF_MACHINES.get(machine, f'machine {machine}')}, expected riscv64")
+        if hdr[4] != 2:
             raise EmuError(f"{path}: 32-bit RISC-V ELF, expected riscv64")
-        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0]
-        if not loads:
+        if hdr[5] != 1:
+            raise malformed("big-endian")
+        if len(hdr) < 64:
+            raise malformed("truncated header")
+        entry_v, phoff = struct.unpack_from("<QQ", hdr, 24)
+        phentsize, phnum = struct.unpack_from("<HH", hdr, 54)
+        if phnum and (phentsize < 56 or phoff + phnum * phentsize > size):
+            raise malformed("program headers outside the file")
+        f.seek(phoff)
+        table = f.read(phnum * phentsize)
+        raw, code = [], []
+        for i in range(phnum):
+            p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz = struct.unpack_from(
+                "<IIQQQQQ", table, i * phentsize)
+            if p_type != PT_LOAD or p_memsz == 0:
+                continue
+            if p_offset + p_filesz > size or p_filesz > p_memsz:
+                raise malformed(f"segment {i} outside the file")
+            f.seek(p_offset)
+            data = f.read(p_filesz)
+            raw.append((p_paddr, p_vaddr, data, p_memsz))
+            if p_flags & PF_X:
+                code.append((p_vaddr, data))
+        if not raw:
             raise EmuError(f"{path}: ELF has no loadable segments")
-        raw = [(seg["p_paddr"], seg["p_vaddr"], seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"])) for seg in loads]
-        code = [(seg["p_vaddr"], seg.data()) for seg in loads if seg["p_flags"] & 1]  # PF_X
-        entry_v = elf["e_entry"]
-        elf.get_section_by_name(".symtab")  # section headers read now: a malformed table fails here
-    except ELFError as err:
-        raise EmuError(f"{path}: malformed ELF ({err})") from None
-    except EmuError:
-        raise
-    except Exception as err:  # pyelftools raises assorted errors on truncated files
-        raise EmuError(f"{path}: malformed ELF ({type(err).__name__})") from None
+    except struct.error:
+        raise malformed("truncated") from None
 
     def inside(addr: int, size: int) -> bool:
         return ram_start <= addr and addr + size <= ram_end
 
-    if all(inside(p, len(d)) for p, _, d in raw):
-        place = {v: p for p, v, _ in raw}
-    elif all(inside(v, len(d)) for _, v, d in raw):
-        place = {v: v for _, v, _ in raw}
+    if all(inside(p, n) for p, _, _, n in raw):
+        place = {v: p for p, v, _, _ in raw}
+    elif all(inside(v, n) for _, v, _, n in raw):
+        place = {v: v for _, v, _, _ in raw}
     else:  # linked high: keep the layout, put the lowest segment at the kernel address
-        low = min(v for _, v, _ in raw)
-        place = {v: v - low + KERNEL_ADDR for _, v, _ in raw}
-    segments = [(place[v], d) for _, v, d in raw]
+        low = min(v for _, v, _, _ in raw)
+        place = {v: v - low + KERNEL_ADDR for _, v, _, _ in raw}
+    segments = [(place[v], d) for _, v, d, _ in raw]
+    zero_fill = [(place[v] + len(d), n - len(d)) for _, v, d, n in raw if n > len(d)]
     entry = None
-    for _, v, d in raw:
-        if v <= entry_v < v + len(d):
+    for _, v, _, n in raw:
+        if v <= entry_v < v + n:
             entry = entry_v - v + place[v]
-        elif place[v] <= entry_v < place[v] + len(d):
+        elif place[v] <= entry_v < place[v] + n:
             entry = entry_v
     if entry is None:
         raise EmuError(f"{path}: ELF entry point {entry_v:#x} is outside its loadable segments")
-    return KernelImage(path, "elf", segments, entry, lambda: _symbols_of(path, data), code)
+    stamp = _stamp(path)
+    return KernelImage(path, "elf", segments, entry, lambda: _symbols_of(path, stamp), code, zero_fill=zero_fill)
 
 
-def _symbols_of(path: Path, data: bytes) -> Symbols:
-    import io
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
+
+def _symbols_of(path: Path, stamp: tuple[int, int, int] | None) -> Symbols:
+    """The symbols of the ELF at `path`, read when first asked; none if the file is no
+    longer the one that was loaded (rebuilt meanwhile): wrong names are worse than none."""
     from elftools.elf.elffile import ELFFile
 
+    if stamp is None or _stamp(path) != stamp:
+        return Symbols()
     try:
-        return _symbols(ELFFile(io.BytesIO(data)))
+        with path.open("rb") as f:
+            return _symbols(ELFFile(f))
     except Exception:  # noqa: BLE001 - a kernel that ran has symbols we can do without
         return Symbols()
 

@@ -38,6 +38,7 @@ class Hart:
     parked_mip: int = 0
     spin_streak: int = 0  # rounds in a row this hart ended polling memory
     round_bytes: int = 0  # code bytes executed (plus skips) in the current round
+    ran_bytes: int = 0  # code bytes this hart's slices were charged, over the whole run
     time_poll: SpinStruct = field(default_factory=SpinStruct)  # native rdtime's polling state
     last_fault: tuple[int, int, int] = (-1, -1, -1)
     fault_repeats: int = 0

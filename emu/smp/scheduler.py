@@ -18,6 +18,12 @@ from emu.smp.hart import NO_DEADLINE, Hart, HsmState
 
 SPIN_SLICE_BYTES = 200 * BYTES_PER_INSN  # what others run before a polling hart looks again
 SOLO_ROUND_FACTOR = 8  # a round with one runnable hart is this many quanta long
+# A hart whose last turns all ended polling memory with nothing found, this many in a row,
+# is waiting (zCore's offload server between requests, a secondary CPU before its start
+# flag): it does not keep rounds short.  Rounds stay one quantum while requests flow,
+# because the streak restarts whenever the poller takes a trap; the first hand-off after a
+# long wait is placed within SOLO_ROUND_FACTOR quanta instead of one.
+WAITING_STREAK = 4
 
 
 class Cpu(Protocol):
@@ -167,10 +173,12 @@ class Scheduler:
                 machine.report_hang()
                 break
             length = self.quantum
-            if len(runnable) == 1 and not any(h.state == HsmState.START_PENDING for h in self.harts):
-                # One hart runs alone: nothing to interleave with until an IPI (which cuts
-                # the round or lets its target join at the sender's time), a timer
-                # deadline (which cuts it below) or a device; fewer rounds, less host work.
+            working = sum(1 for h in runnable if h.spin_streak < WAITING_STREAK)
+            if working <= 1 and not any(h.state == HsmState.START_PENDING for h in self.harts):
+                # One hart runs alone (the others park or wait in a poll): nothing to
+                # interleave with until an IPI (which cuts the round or lets its target
+                # join at the sender's time), a timer deadline (which cuts it below) or a
+                # device; fewer rounds, less host work.
                 length *= SOLO_ROUND_FACTOR
             start = self.clock.round_start
             for h in waiting:
@@ -275,8 +283,10 @@ class Scheduler:
                 if hart.flush_tlb or hart.flush_pages:  # a remote sfence.vma that included this hart
                     cpu.apply_fences(hart)
                 reason = cpu.run(hart, budget)
-                hart.round_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
-                self.executed_bytes += budget - cpu.budget.budget  # type: ignore[attr-defined]
+                ran = budget - cpu.budget.budget  # type: ignore[attr-defined]
+                hart.round_bytes += ran
+                hart.ran_bytes += ran
+                self.executed_bytes += ran
                 self.slice_budget = cpu.budget.budget  # type: ignore[attr-defined]  # nothing in flight
                 if not hart.stip and hart.deadline != NO_DEADLINE and self.now(hart) >= hart.deadline:
                     hart.stip = True

@@ -16,6 +16,9 @@ from emu.errors import EmuError
 _DIR = Path(__file__).parent
 
 
+SPIN_REGS = 31
+
+
 class BudgetStruct(ctypes.Structure):
     """Mirror of `struct emu_budget` in budget.c."""
 
@@ -23,6 +26,7 @@ class BudgetStruct(ctypes.Structure):
         ("budget", ctypes.c_int64),
         ("mark", ctypes.c_int64),
         ("anchor", ctypes.c_uint64),
+        ("atomics", ctypes.c_uint64),
         ("stopped", ctypes.c_uint64),
         ("stop", ctypes.c_void_p),
         ("gpr", ctypes.c_void_p),
@@ -38,6 +42,10 @@ class BudgetStruct(ctypes.Structure):
         ("ring_n", ctypes.c_uint64),
         ("ring_pos", ctypes.c_uint64),
         ("ring", ctypes.c_uint64 * 32),
+        ("last_atomics", ctypes.c_uint64),
+        ("last_traps", ctypes.c_uint64),
+        ("last_gpr", ctypes.c_uint64 * SPIN_REGS),
+        ("working", ctypes.c_uint64),
     ]
 
 
@@ -90,6 +98,7 @@ class SpinStruct(ctypes.Structure):
         ("last_bytes", ctypes.c_int64),
         ("count", ctypes.c_int64),
         ("reads", ctypes.c_uint64),
+        ("skipped_bytes", ctypes.c_int64),
     ]
 
 

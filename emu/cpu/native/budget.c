@@ -15,7 +15,9 @@
  * bytes (doubling from POWER_MIN to POWER_MAX), and a loop of up to `power` bytes comes
  * back to it.  At each return, a hash of x1..x31 and of the count of traps taken (a loop
  * of system calls keeps its state in memory, not registers) is looked up among the last
- * SPIN_RING returns; spin_limit repeats end the slice with spinning = 1.  A loop whose
+ * SPIN_RING returns; spin_limit repeats end the slice with spinning = 1.  A register that
+ * only counts (+-1 each time round) in a loop that did atomic operations is left out of the
+ * hash: a poll that takes a ticket lock every time round is still a poll.  A loop whose
  * registers never repeat is real work: the anchor is dropped for `backoff` bytes (doubling
  * up to BACKOFF_MAX), so a hart that computes costs next to nothing.  Deterministic: it
  * looks only at guest state and code bytes.
@@ -25,6 +27,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef int (*emu_stop_fn)(void *uc);
 
@@ -41,10 +44,11 @@ struct emu_budget {
     int64_t budget;      /* bytes left in this slice; each block subtracts its size */
     int64_t mark;        /* emu_budget_hit() when budget <= mark */
     uint64_t anchor;     /* ... or when a block starting here is entered */
+    uint64_t atomics;    /* the engine adds one per atomic instruction (lr, sc, amo*) */
     uint64_t stopped;    /* 1 once this callback asked Unicorn to stop */
     emu_stop_fn stop;    /* uc_emu_stop */
     const uint64_t *gpr; /* the engine's x0..x31, read in place (uc_emu_gpr) */
-    const uint64_t *trap_counts; /* the engine's native trap counts (64 causes) */
+    const uint64_t *trap_counts; /* the engine's native trap counts (64 causes, then their total) */
     uint64_t events;     /* traps, SBI calls and MMIO the host handled */
     uint64_t spin_limit;
     uint64_t spinning;
@@ -52,20 +56,70 @@ struct emu_budget {
     int64_t resume_at;   /* budget at which a dropped search resumes (0: not dropped) */
     uint64_t power, backoff, matches, ring_n, ring_pos;
     uint64_t ring[SPIN_RING];
+    uint64_t last_atomics;         /* atomics at the previous return to the anchor */
+    uint64_t last_traps;           /* traps and host events at the previous return */
+    uint64_t last_gpr[SPIN_REGS];  /* x1..x31 at the previous return to the anchor */
+    uint64_t working;              /* returns that took traps: each hashes uniquely */
 };
 
-static uint64_t state_hash(const struct emu_budget *b)
+/* Registers that only count: changed by exactly +-1 since the previous return to the
+ * anchor, in a loop that did atomic operations since (a ticket lock taken and dropped each
+ * time round: zCore's offload server polls its queue so).  A loop that does no atomic
+ * operation (a copy, a checksum) gets no such tolerance: all of its registers count. */
+static uint32_t counter_mask(const struct emu_budget *b)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL, traps = b->events;
-    for (int i = 1; i <= SPIN_REGS; i++) {
-        h ^= b->gpr[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-        h *= 0xff51afd7ed558ccdULL;
+    uint32_t mask = 0;
+    if (b->atomics == b->last_atomics)
+        return 0;
+    for (int i = 0; i < SPIN_REGS; i++) {
+        uint64_t d = b->gpr[i + 1] - b->last_gpr[i];
+        if (d == 1 || d == ~(uint64_t)0)
+            mask |= (uint32_t)1 << i;
     }
-    for (int i = 0; i < 64; i++)
-        traps += b->trap_counts[i];
-    /* a loop that takes traps (system calls) is working, whatever its registers */
-    h ^= traps * 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
+    return mask;
+}
+
+static uint64_t traps_taken(const struct emu_budget *b)
+{
+    return b->events + b->trap_counts[64];
+}
+
+static void remember(struct emu_budget *b, uint64_t traps)
+{
+    memcpy(b->last_gpr, b->gpr + 1, sizeof(b->last_gpr));
+    b->last_atomics = b->atomics;
+    b->last_traps = traps;
+}
+
+/* Odd multipliers, one per register: the products are independent, so the hash of 31
+ * registers costs about as many cycles as multiplies (a chained hash took ~200 cycles per
+ * return to the anchor, and a loop with a short body returns often). */
+static const uint64_t MULT[SPIN_REGS] = {
+    0x9e3779b97f4a7c15, 0xbf58476d1ce4e5b9, 0x94d049bb133111eb, 0xd6e8feb86659fd93,
+    0xc2b2ae3d27d4eb4f, 0x165667b19e3779f9, 0x27d4eb2f165667c5, 0xff51afd7ed558ccd,
+    0xc4ceb9fe1a85ec53, 0x87c37b91114253d5, 0x4cf5ad432745937f, 0x52dce729da3ed6b5,
+    0x85ebca6b0cf1d2b9, 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3,
+    0x589965cc75374cc3, 0x1d8e4e27c47d124f, 0xd1b54a32d192ed03, 0xaef17502108ef2d9,
+    0xdb4f0b9175ae2165, 0x9fb21c651e98df25, 0x2127599bf4325c37, 0x880355f21e6d1965,
+    0xa24baed4963ee407, 0x9ae16a3b2f90404f, 0xc13fa9a902a6328f, 0xf1357aea2e62a9c5,
+    0xb492b66fbe98f273, 0x9c6b5d4a8b8e2a31, 0xe9c0e8b0d4a1f3c7,
+};
+
+static uint64_t state_hash(struct emu_budget *b, uint32_t counters, uint64_t traps)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < SPIN_REGS; i++) {
+        uint64_t v = (counters >> i) & 1 ? 0 : b->gpr[i + 1];
+        h += (v ^ (v >> 29)) * MULT[i];
+    }
+    /* a loop that takes traps (system calls) is working, whatever its registers: such a
+     * return never matches another */
+    if (traps != b->last_traps)
+        h ^= ++b->working * 0xc4ceb9fe1a85ec53ULL;
+    h ^= (uint64_t)counters * 0x94d049bb133111ebULL;  /* the same registers count each time */
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    return h ^ (h >> 32);
 }
 
 static int64_t max64(int64_t a, int64_t b)
@@ -111,7 +165,9 @@ static void stop(struct emu_budget *b, void *uc)
 /* Returns 1 when the hart is seen polling: called on a return to the anchor. */
 static int anchor_return(struct emu_budget *b)
 {
-    uint64_t h = state_hash(b);
+    uint64_t traps = traps_taken(b);
+    uint64_t h = state_hash(b, counter_mask(b), traps);
+    remember(b, traps);
     int seen = 0;
     for (uint64_t i = 0; i < b->ring_n && !seen; i++)
         seen = b->ring[i] == h;
@@ -161,6 +217,7 @@ void emu_budget_hit(void *uc, uint64_t address, void *user_data)
             b->power *= 2;
         b->matches = 0;
         b->ring_n = 0;
+        remember(b, traps_taken(b));
     }
     set_mark(b);
 }
@@ -248,6 +305,7 @@ struct emu_spin {
     int64_t last_bytes;
     int64_t count;
     uint64_t reads;      /* time reads by this hart */
+    int64_t skipped_bytes; /* what its time-polling skips charged to it */
 };
 
 struct emu_clock {
@@ -280,6 +338,7 @@ uint64_t emu_rdtime(void *opaque, uint64_t pc)
                 skip = c->skip_max;
             c->budget->budget -= skip * c->bytes_per_tick;
             c->skipped_bytes += skip * c->bytes_per_tick;
+            s->skipped_bytes += skip * c->bytes_per_tick;
             local += skip * c->bytes_per_tick;
         }
     } else {
