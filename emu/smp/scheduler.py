@@ -244,6 +244,9 @@ class Scheduler:
         costs the host next to nothing.
         """
         hart.count("spin_yields")
+        if self.cpu.activity() != self._turn_activity:
+            hart.spin_streak = 0  # it took traps this turn (e.g. system calls): not a long wait
+        hart.spin_streak += 1
         later = [h for h in self.harts if h.id > hart.id and h.state == HsmState.STARTED
                  and not h.parked and h.round_bytes < self.round_length]
         if not later:
@@ -252,9 +255,6 @@ class Scheduler:
             return
         # The harts still to run get at least SPIN_SLICE instructions, doubling while this
         # hart keeps finding nothing (a long wait costs a few rounds, not thousands).
-        if self.cpu.activity() != self._turn_activity:
-            hart.spin_streak = 0  # it took traps this turn (e.g. system calls): not a long wait
-        hart.spin_streak += 1
         floor = min(self.quantum, SPIN_SLICE_BYTES << min(hart.spin_streak - 1, 20))
         ahead = max((h.round_bytes for h in self.harts if h.id < hart.id), default=0)
         cut = max(hart.round_bytes, ahead, floor)
