@@ -268,6 +268,9 @@ class Scheduler:
         self._turn_activity = cpu.activity()
         cpu.switch_in(hart)
         self.switches += 1
+        # spin detection forgives counting registers only while another hart can run
+        cpu.budget.counters_ok = any(h is not hart and h.state == HsmState.STARTED and not h.parked  # type: ignore[attr-defined]
+                                     for h in self.harts)
         if self.after_switch_in:
             self.after_switch_in(hart)
         try:

@@ -43,9 +43,8 @@ class BudgetStruct(ctypes.Structure):
         ("ring_pos", ctypes.c_uint64),
         ("ring", ctypes.c_uint64 * 32),
         ("last_atomics", ctypes.c_uint64),
-        ("last_traps", ctypes.c_uint64),
         ("last_gpr", ctypes.c_uint64 * SPIN_REGS),
-        ("working", ctypes.c_uint64),
+        ("counters_ok", ctypes.c_uint64),
     ]
 
 

@@ -57,19 +57,21 @@ struct emu_budget {
     uint64_t power, backoff, matches, ring_n, ring_pos;
     uint64_t ring[SPIN_RING];
     uint64_t last_atomics;         /* atomics at the previous return to the anchor */
-    uint64_t last_traps;           /* traps and host events at the previous return */
     uint64_t last_gpr[SPIN_REGS];  /* x1..x31 at the previous return to the anchor */
-    uint64_t working;              /* returns that took traps: each hashes uniquely */
+    uint64_t counters_ok;          /* another hart can run: a poll may count (set per slice) */
 };
 
 /* Registers that only count: changed by exactly +-1 since the previous return to the
  * anchor, in a loop that did atomic operations since (a ticket lock taken and dropped each
  * time round: zCore's offload server polls its queue so).  A loop that does no atomic
- * operation (a copy, a checksum) gets no such tolerance: all of its registers count. */
+ * operation (a copy, a checksum) gets no such tolerance: all of its registers count.
+ * Nor does a hart that runs alone (counters_ok = 0): a loop of calls that each take a
+ * lock, counting to a bound, looks the same, and with no other hart to wait for, a poll
+ * there can only wait for an interrupt, which cuts the slice anyway. */
 static uint32_t counter_mask(const struct emu_budget *b)
 {
     uint32_t mask = 0;
-    if (b->atomics == b->last_atomics)
+    if (!b->counters_ok || b->atomics == b->last_atomics)
         return 0;
     for (int i = 0; i < SPIN_REGS; i++) {
         uint64_t d = b->gpr[i + 1] - b->last_gpr[i];
@@ -84,11 +86,10 @@ static uint64_t traps_taken(const struct emu_budget *b)
     return b->events + b->trap_counts[64];
 }
 
-static void remember(struct emu_budget *b, uint64_t traps)
+static void remember(struct emu_budget *b)
 {
     memcpy(b->last_gpr, b->gpr + 1, sizeof(b->last_gpr));
     b->last_atomics = b->atomics;
-    b->last_traps = traps;
 }
 
 /* Odd multipliers, one per register: the products are independent, so the hash of 31
@@ -112,10 +113,10 @@ static uint64_t state_hash(struct emu_budget *b, uint32_t counters, uint64_t tra
         uint64_t v = (counters >> i) & 1 ? 0 : b->gpr[i + 1];
         h += (v ^ (v >> 29)) * MULT[i];
     }
-    /* a loop that takes traps (system calls) is working, whatever its registers: such a
-     * return never matches another */
-    if (traps != b->last_traps)
-        h ^= ++b->working * 0xc4ceb9fe1a85ec53ULL;
+    /* a loop that takes traps (system calls) is working, whatever its registers: the
+     * count of traps taken so far is part of the state, so no return matches one from
+     * before a trap */
+    h ^= traps * 0xc4ceb9fe1a85ec53ULL;
     h ^= (uint64_t)counters * 0x94d049bb133111ebULL;  /* the same registers count each time */
     h ^= h >> 32;
     h *= 0xd6e8feb86659fd93ULL;
@@ -165,9 +166,8 @@ static void stop(struct emu_budget *b, void *uc)
 /* Returns 1 when the hart is seen polling: called on a return to the anchor. */
 static int anchor_return(struct emu_budget *b)
 {
-    uint64_t traps = traps_taken(b);
-    uint64_t h = state_hash(b, counter_mask(b), traps);
-    remember(b, traps);
+    uint64_t h = state_hash(b, counter_mask(b), traps_taken(b));
+    remember(b);
     int seen = 0;
     for (uint64_t i = 0; i < b->ring_n && !seen; i++)
         seen = b->ring[i] == h;
@@ -217,7 +217,7 @@ void emu_budget_hit(void *uc, uint64_t address, void *user_data)
             b->power *= 2;
         b->matches = 0;
         b->ring_n = 0;
-        remember(b, traps_taken(b));
+        remember(b);
     }
     set_mark(b);
 }
