@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from emu.devices.dma import DmaError, GuestMemory
+from emu.devices.e1000_mgmt import MODELS, Management
 from emu.devices.irq import IrqLine
 from emu.devices.pci_host import Bar, CMD_INTX_DISABLE, PciConfig
 from emu.devices.virtio.net import PENDING_MAX, NetBackend
@@ -50,8 +51,6 @@ RA_ENTRIES = 16
 CTRL_SLU, CTRL_RST, CTRL_PHY_RST = 1 << 6, 1 << 26, 1 << 31
 STATUS_FD, STATUS_LU, STATUS_SPEED_1000, STATUS_GIO_MASTER = 1 << 0, 1 << 1, 1 << 7, 1 << 19
 EECD_GNT, EECD_PRES, EECD_AUTO_RD = 1 << 7, 1 << 8, 1 << 9
-MDIC_READY, MDIC_ERROR = 1 << 28, 1 << 30
-MDIC_OP_WRITE, MDIC_OP_READ = 1, 2
 RAH_AV = 1 << 31
 RCTL_EN, RCTL_UPE, RCTL_MPE, RCTL_BAM, RCTL_BSEX, RCTL_SECRC = 1 << 1, 1 << 3, 1 << 4, 1 << 15, 1 << 25, 1 << 26
 TCTL_EN = 1 << 1
@@ -68,35 +67,11 @@ RING_ALIGN = 128  # TDLEN/RDLEN are multiples of 128 bytes
 MAX_FRAME = 16384  # the largest frame taken from the guest (no segmentation offload)
 MIN_FRAME = 60  # received frames are padded to this (without FCS), as on a wire
 
-PHY_ADDR = 1
-# MII registers of an M88-class PHY with the link up at 1000/full
-PHY_DEFAULT = {0: 0x1140, 1: 0x796D, 2: 0x0141, 4: 0x0DE1, 5: 0x45E1, 6: 0x000F, 9: 0x0E00, 10: 0x3C00,
-               15: 0x3000, 17: 0xAC00}
-PHY_LINK_BITS = {1: 1 << 2, 17: 1 << 10}
-EEPROM_WORDS = 64
-EEPROM_SUM = 0xBABA  # words 0..63 add up to this
-
-
-@dataclass(frozen=True)
-class NicModel:
-    """What differs between the two parts (the datasheets' register maps agree otherwise)."""
-
-    name: str
-    device_id: int
-    phy_id2: int
-    eerd_addr_shift: int  # EERD address field
-    eerd_done: int
-    msi: bool
-
-
-MODELS = {
-    "e1000": NicModel("e1000", 0x100E, 0x0C20, 8, 1 << 4, False),
-    "e1000e": NicModel("e1000e", 0x10D3, 0x0CB1, 2, 1 << 1, True),
-}
-
 
 @dataclass
 class NicStats:
+    """Frames moved and lost, for tests and reports (a NIC's own counters clear on read)."""
+
     tx: int = 0
     rx: int = 0
     tx_dropped: int = 0
@@ -125,14 +100,6 @@ def make_e1000(model: str, net: str, dma: GuestMemory, irq: IrqLine) -> "E1000":
     return E1000(model, make_net_backend(options), mac, dma, irq, link=options["backend"] != "none")
 
 
-def eeprom_image(mac: bytes) -> list[int]:
-    words = [0] * EEPROM_WORDS
-    for i in range(3):
-        words[i] = mac[2 * i] | mac[2 * i + 1] << 8
-    words[EEPROM_WORDS - 1] = (EEPROM_SUM - sum(words[:-1])) & 0xFFFF
-    return words
-
-
 class E1000:
     """One NIC function: PCI config space, BAR0 registers, DMA engines, a host backend."""
 
@@ -148,12 +115,11 @@ class E1000:
                                 bars=(Bar(BAR_SIZE),))
         if self.model.msi:
             self.config.add_msi()
-        self.eeprom = eeprom_image(self.mac)
+        self.mgmt = Management(self.model, self.mac, link)
         self.stats = NicStats()
         self.pending: deque[bytes] = deque()
         self.error: str | None = None  # why DMA stopped (a bad ring or address), until CTRL.RST
         self.regs = array("I", bytes(BAR_SIZE))
-        self.phy: dict[int, int] = {}
         self.tx = TxState()
         self.reset()
 
@@ -164,10 +130,7 @@ class E1000:
         self.regs[RA // 4] = int.from_bytes(self.mac[:4], "little")
         self.regs[RA // 4 + 1] = int.from_bytes(self.mac[4:], "little") | RAH_AV
         self.regs[CTRL // 4] = CTRL_SLU
-        self.phy = {**PHY_DEFAULT, 3: self.model.phy_id2}
-        if not self.link:
-            for reg, bit in PHY_LINK_BITS.items():
-                self.phy[reg] &= ~bit
+        self.mgmt.reset()
         self.tx = TxState()
         self.error = None
         self._update_irq()
@@ -236,9 +199,9 @@ class E1000:
         elif offset == STATUS:
             return  # read-only
         elif offset == EERD:
-            self._set(EERD, self._eerd(value))
+            self._set(EERD, self.mgmt.eerd(value))
         elif offset == MDIC:
-            self._set(MDIC, self._mdic(value))
+            self._set(MDIC, self.mgmt.mdic(value))
         elif offset == ICR:
             self._set(ICR, self._reg(ICR) & ~value)
             self._update_irq()
@@ -263,26 +226,6 @@ class E1000:
                 self._transmit()
             elif offset == RCTL:
                 self._receive()
-
-    def _eerd(self, value: int) -> int:
-        if not value & 1:  # START
-            return value
-        addr = (value >> self.model.eerd_addr_shift) & 0xFF
-        data = self.eeprom[addr] if addr < EEPROM_WORDS else 0xFFFF
-        return (value & 0xFFFF) | self.model.eerd_done | data << 16
-
-    def _mdic(self, value: int) -> int:
-        op, phy, reg = (value >> 26) & 3, (value >> 21) & 31, (value >> 16) & 31
-        if phy != PHY_ADDR:
-            return value | MDIC_READY | MDIC_ERROR
-        if op == MDIC_OP_WRITE:
-            if reg == 0 and value & 0x8000:  # PHY reset: self-clearing
-                value &= ~0x8000
-            self.phy[reg] = value & 0xFFFF
-            return value | MDIC_READY
-        if op == MDIC_OP_READ:
-            return (value & ~0xFFFF) | self.phy.get(reg, 0) | MDIC_READY
-        return value | MDIC_READY | MDIC_ERROR
 
     # -- interrupts -----------------------------------------------------------------------------
     def _cause(self, bits: int) -> None:

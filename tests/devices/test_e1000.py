@@ -15,7 +15,8 @@ import pytest
 
 from emu.board import BoardSpec
 from emu.devices import e1000 as E
-from emu.devices.e1000 import E1000, eeprom_image, make_e1000
+from emu.devices.e1000 import E1000, make_e1000
+from emu.devices.e1000_mgmt import eeprom_image
 from emu.devices.pci_host import PciHost, intx_irq
 from emu.fdt import build_fdt
 from tests.devices.test_virtio_net import (BCAST, GUEST_MAC, Recorder, arp_request, icmp_echo, is_arp_reply,
