@@ -147,6 +147,8 @@ class E1000:
 
     # -- PCI function ---------------------------------------------------------------------------
     def bar_read(self, bar: int, offset: int, size: int) -> int:
+        if size == 4 and not offset & 3:  # what drivers do (polled registers: keep it short)
+            return self._read(offset)
         value = 0
         for i in range(0, size, 4):  # 8-byte accesses are two registers
             word = self._read(offset + i & ~3)

@@ -181,6 +181,7 @@ class PciHost:
     def __init__(self, window_base: int) -> None:
         self.window_base = window_base
         self.slots: dict[int, PciFunction] = {0: HostBridge()}
+        self.decoded: list[tuple[int, int, PciFunction, int]] = []  # (base, end, function, BAR) now
         self.ecam = _Ecam(self)
         self.window = _Window(self)
 
@@ -191,6 +192,7 @@ class PciHost:
         if slot in self.slots or not 0 <= slot < SLOTS:
             raise ValueError(f"PCI slot {slot} is taken or out of range")
         self.slots[slot] = device
+        self.remap()
         return slot
 
     def devices(self) -> list[PciFunction]:
@@ -205,13 +207,16 @@ class PciHost:
         for dev in self.slots.values():
             dev.close()
 
+    def remap(self) -> None:
+        """After a config write: which BARs decode where (a window access only looks this up)."""
+        self.decoded = [(base, base + bar.size, dev, i) for dev in self.slots.values()
+                        for i, bar in enumerate(dev.config.bars) if (base := dev.config.bar_base(i)) is not None]
+
     def route(self, addr: int) -> tuple[PciFunction, int, int] | None:
         """The function, BAR and offset a window address falls in, if one decodes it."""
-        for dev in self.slots.values():
-            for i, bar in enumerate(dev.config.bars):
-                base = dev.config.bar_base(i)
-                if base is not None and base <= addr < base + bar.size:
-                    return dev, i, addr - base
+        for base, end, dev, bar in self.decoded:
+            if base <= addr < end:
+                return dev, bar, addr - base
         return None
 
 
@@ -236,6 +241,7 @@ class _Ecam:
         dev = self._function(offset)
         if dev is not None:
             dev.config.write(offset & (ECAM_FUNCTION - 1), size, value)
+            self.host.remap()
             dev.config_written()
 
 
