@@ -139,8 +139,9 @@ class Machine:
                     self.cpu.map_device(region.base, bus0, self.pci.ecam, self.mmio_counts, region.name)
                 self.cpu.map_native_all_ones(region.base + bus0, region.size - bus0)
                 continue
-            if region.kind == "pci_mmio" and self.pci is not None:
-                self.cpu.map_device(region.base, region.size, self.pci.window, self.mmio_counts, region.name)
+            if region.kind == "pci_mmio":  # without PCI devices nothing is there (an access faults)
+                if self.pci is not None:
+                    self.cpu.map_device(region.base, region.size, self.pci.window, self.mmio_counts, region.name)
                 continue
             device = self.virtio.get(region.name) or self._make_device(region.kind)
             if device is self.uart:  # its hot registers natively (see uart_fast.c)
@@ -148,7 +149,8 @@ class Machine:
                 self.uart.attach_fast(self._uart_fast)
             elif device is not None:
                 self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
-        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
+        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"
+                                               and (r.kind != "pci_mmio" or self.pci is not None)]))
         for hart in self.harts:
             hart.ctx = self.cpu.new_context(hart.id)
         self._load(initrd)
@@ -245,7 +247,6 @@ class Machine:
             "aclint": self.aclint,
             "test_finisher": TestFinisher(self.request_exit),
             "virtio_mmio": VirtioMmioEmpty(),
-            "pci_mmio": _Empty(),  # no PCI devices: the window reads 0, as QEMU's unassigned PCI memory
             "empty": _Empty(),
         }.get(kind)
 
