@@ -22,6 +22,7 @@ from emu.fdt import build_fdt
 from tests.devices.test_virtio_net import (BCAST, GUEST_MAC, Recorder, arp_request, icmp_echo, is_arp_reply,
                                            is_echo_reply, needs_slirp)
 from tests.devices.virtio_driver import RAM_BASE, Irq, Ram
+from tests.guest import build, needs_binutils
 
 WINDOW = 0x4000_0000
 SLOT = 1
@@ -389,3 +390,124 @@ def test_make_e1000_options():
     with pytest.raises(EmuError, match="MAC"):
         make_e1000("e1000", "none,mac=01:00:00:00:00:00", ram.mem, irq.line)
 
+
+
+# -- a bare-metal guest on the whole machine ------------------------------------------------------
+GUEST = """
+.macro NIC_W off, reg
+    li t6, \\off
+    add t6, t6, s1
+    sw \\reg, 0(t6)
+.endm
+main:
+    li s0, 0x30000000       # ECAM, bus 0
+    li s1, 0x40000000       # where BAR0 goes (zCore's E1000_BASE)
+    la s2, out
+    lwu t0, 0(s0)            # 00:00.0
+    sd t0, 0(s2)
+    li t1, 0x8000           # 00:01.0
+    add s3, s0, t1
+    lwu t0, 0(s3)
+    sd t0, 8(s2)
+    li t1, 0x10000          # 00:02.0: nothing
+    add t1, s0, t1
+    lwu t0, 0(t1)
+    sd t0, 16(s2)
+    li t0, -1               # BAR0 sizing
+    sw t0, 0x10(s3)
+    lwu t0, 0x10(s3)
+    sd t0, 24(s2)
+    sw s1, 0x10(s3)
+    li t0, 6                # MEM | MASTER
+    sw t0, 4(s3)
+    la t0, txring
+    NIC_W 0x3800, t0
+    NIC_W 0x3804, zero
+    li t0, 128
+    NIC_W 0x3808, t0
+    NIC_W 0x3810, zero
+    NIC_W 0x3818, zero
+    li t0, 0x0A             # TCTL: EN | PSP
+    NIC_W 0x0400, t0
+    la t0, rxring
+    NIC_W 0x2800, t0
+    NIC_W 0x2804, zero
+    li t0, 128
+    NIC_W 0x2808, t0
+    NIC_W 0x2810, zero
+    li t0, 7
+    NIC_W 0x2818, t0
+    li t0, 0x04008002       # RCTL: EN | BAM | SECRC, 2 KiB buffers
+    NIC_W 0x0100, t0
+    li t0, 0x80             # IMS: RXT0
+    NIC_W 0x00D0, t0
+    li t0, 1                # TDT: the ARP request in descriptor 0 goes out
+    NIC_W 0x3818, t0
+    la s4, rxring
+    li s5, 20000000
+1:  lbu t0, 12(s4)          # descriptor 0 done?
+    andi t0, t0, 1
+    bnez t0, 2f
+    addi s5, s5, -1
+    bnez s5, 1b
+2:  lhu t0, 8(s4)
+    sd t0, 32(s2)           # length
+    la t1, rxbufs
+    lhu t0, 12(t1)          # ethertype
+    sd t0, 40(s2)
+    lhu t0, 20(t1)          # ARP opcode
+    sd t0, 48(s2)
+    li t1, 0x0C001000       # PLIC pending, sources 32..63
+    lwu t0, 4(t1)
+    sd t0, 56(s2)
+    lwu t0, 8(s4)
+    EXIT_PASS
+
+    .data
+    .align 7
+txring:
+    .dword arp
+    .word 42 | (0x0B << 24)
+    .word 0
+    .space 16 * 7
+rxring:
+    .dword rxbufs + 0 * 2048, 0
+    .dword rxbufs + 1 * 2048, 0
+    .dword rxbufs + 2 * 2048, 0
+    .dword rxbufs + 3 * 2048, 0
+    .dword rxbufs + 4 * 2048, 0
+    .dword rxbufs + 5 * 2048, 0
+    .dword rxbufs + 6 * 2048, 0
+    .dword rxbufs + 7 * 2048, 0
+arp:
+    .byte 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06
+    .byte 0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 10, 0, 2, 15
+    .byte 0, 0, 0, 0, 0, 0, 10, 0, 2, 2
+    .align 12
+rxbufs:
+    .space 8 * 2048
+"""
+
+
+@needs_binutils
+@needs_slirp
+def test_bare_metal_guest_probes_pci_and_gets_an_arp_reply(tmp_path):
+    """The whole machine: ECAM and BAR0 through the CPU's MMIO path, DMA from guest RAM,
+    libslirp's answer in an RX buffer, INTx pending at the PLIC (source 33 = slot 1, INTA)."""
+    import sys
+
+    from emu.machine import Machine, MachineOptions
+    from loader.image import load_kernel
+
+    elf = build(GUEST, tmp_path)
+    spec = BoardSpec(harts=1, ram_size=64 << 20)
+    opts = MachineOptions(timeout=30, stdout=None, capture=True, report=sys.stderr, net="user", nic="e1000")
+    kernel = load_kernel(elf, spec.ram.base, spec.ram.size)
+    m = Machine(spec, kernel, None, opts)
+    result = m.run()
+    assert result.exit_code == 0, result.reason
+    out = [struct.unpack("<Q", m.cpu.read_phys(kernel.symbols.by_name["out"] + 8 * i, 8))[0] for i in range(8)]
+    assert out[:4] == [0x0008_1B36, 0x100E_8086, 0xFFFF_FFFF, 0xFFFE_0000]
+    assert out[4] >= 60 and out[5:7] == [0x0608, 0x0200]  # an ARP reply (padded), big-endian fields
+    assert out[7] & 1 << 1  # PLIC source 33 pending
+    assert result.stats["mmio"]["pcie-mmio"] > 10 and libfdt.Fdt(build_fdt(spec)).path_offset("/soc/pci@30000000") > 0
