@@ -44,6 +44,7 @@ class BoardSpec:
     bootargs: str = ""
     initrd: tuple[int, int] | None = None  # [start, end) physical
     virtio_slots: int = 8
+    pci: bool = False  # devices on the PCI host: the device tree gets its node
     regions: list[Region] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ def virt_regions(ram_size: int, virtio_slots: int = 8) -> list[Region]:
         regions.append(Region("mmio-pad", 0x1000_0000 + used, 0x1_0000 - used, "empty"))
     # zCore scans PCI ECAM at this address without asking the device tree.
     regions.append(Region("pcie-ecam", 0x3000_0000, 0x1000_0000, "pci_ecam"))
+    regions.append(Region("pcie-mmio", 0x4000_0000, 0x4000_0000, "pci_mmio"))  # BARs; mapped only with PCI devices
     regions.append(Region("ram", RAM_BASE, ram_size, "ram"))
     return regions
 

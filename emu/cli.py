@@ -85,7 +85,9 @@ def main() -> None:
 @click.option("--drive", "-drive", "drives", multiple=True,
               help="virtio-blk disk: file=PATH[,readonly=on] (repeatable).")
 @click.option("--net", "-netdev", "net", default=None,
-              help="virtio-net: user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | none.")
+              help="The NIC's backend (see --nic): user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | none.")
+@click.option("--nic", "nic", type=click.Choice(["virtio", "e1000", "e1000e"]), default="virtio", show_default=True,
+              help="The NIC behind --net: virtio-net (virtio-mmio) or an Intel e1000 / e1000e on PCI.")
 @click.option("--virtio-mmio", "virtio_mmio", type=click.Choice(["legacy", "modern"]), default="legacy",
               show_default=True, help="virtio-mmio register layout (zCore needs legacy).")
 @click.option("--gdb", "gdb", default=None, help="GDB stub on [HOST]:PORT (host defaults to 127.0.0.1).")
@@ -110,7 +112,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
         virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str,
         display: str, wait_flag: bool, on_idle_eof: str = "exit", record: str | None = None,
-        replay: str | None = None) -> None:
+        replay: str | None = None, nic: str = "virtio") -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import MachineOptions
 
@@ -131,6 +133,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     ram_size = parse_size(memory)
     if ram_size < 16 * MiB or ram_size > 16 * GiB:
         raise EmuError(f"-m {memory}: RAM must be between 16M and 16G")
+    check_nic(nic, net)
     if kernel is None:
         kernel = _default_kernel()
     bootargs = append if append is not None else (LINUX_DEFAULT_BOOTARGS if linux else "")
@@ -138,7 +141,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
                           stdin=None if replay else sys.stdin, stdout=sys.stdout, report=sys.stderr,
                           trace=trace, trace_events=trace_events, trace_profile=trace_profile,
-                          gdb=gdb, gdb_wait=gdb_wait or wait_flag, drives=list(drives), net=net,
+                          gdb=gdb, gdb_wait=gdb_wait or wait_flag, drives=list(drives), net=net, nic=nic,
                           virtio_legacy=virtio_mmio == "legacy", record=record, replay=replay)
     if opts.gdb_wait and not gdb:
         raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
@@ -153,6 +156,12 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
 
         print(json.dumps({"exit_code": result.exit_code, "reason": result.reason, **result.stats}), file=sys.stderr)
     sys.exit(result.exit_code)
+
+
+def check_nic(nic: str, net: str | None) -> None:
+    """--nic names the model a --net backend is attached to: alone it would attach nothing."""
+    if nic != "virtio" and net is None:
+        raise EmuError(f"--nic {nic}: give its backend with --net user|tap,ifname=NAME|none")
 
 
 def load_machine(board: BoardSpec, kernel: str, initrd: str | None, opts: "MachineOptions") -> "Machine":

@@ -3,7 +3,8 @@
 Only what kernels built for QEMU `virt` read is emitted: cpus (with cpu-intc), memory,
 chosen (bootargs, stdout-path, initrd as 32-bit cells like QEMU 7.2 — zCore reads them
 so), the CLINT, the PLIC with M and S contexts per hart (M ones masked as OpenSBI does), the UART, the virtio-mmio
-slots and the sifive test finisher with syscon reboot/poweroff nodes.
+slots, the PCI host when devices sit on it, and the sifive test finisher with syscon
+reboot/poweroff nodes.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import struct
 import libfdt
 
 from emu.board import RISCV_ISA, TIMEBASE_HZ, BoardSpec
+from emu.devices.pci_host import PCI_INTX_LINES, intx_irq
 from emu.devices.plic import PLIC_NDEV
 
 
@@ -21,6 +23,28 @@ def _cells(*values: int) -> bytes:
 
 def _reg(base: int, size: int) -> bytes:
     return _cells(base >> 32, base & 0xFFFFFFFF, size >> 32, size & 0xFFFFFFFF)
+
+
+def _pci_node(sw: libfdt.FdtSw, board: BoardSpec, plic_ph: int) -> None:
+    """QEMU virt's `pci-host-ecam-generic` node (create_fdt_pcie): ECAM, the 32-bit MMIO
+    window mapped 1:1, and INTx of slots 0..3 swizzled onto PLIC sources 32..35."""
+    ecam, window = board.region("pcie-ecam"), board.region("pcie-mmio")
+    sw.begin_node(f"pci@{ecam.base:x}")
+    sw.property_u32("#address-cells", 3)
+    sw.property_u32("#size-cells", 2)
+    sw.property_u32("#interrupt-cells", 1)
+    sw.property_string("compatible", "pci-host-ecam-generic")
+    sw.property_string("device_type", "pci")
+    sw.property_u32("linux,pci-domain", 0)
+    sw.property("bus-range", _cells(0, ecam.size // (1 << 20) - 1))
+    sw.property("dma-coherent", b"")
+    sw.property("reg", _reg(ecam.base, ecam.size))
+    sw.property("ranges", _cells(0x0200_0000, window.base >> 32, window.base & 0xFFFFFFFF)
+                + _reg(window.base, window.size))
+    sw.property("interrupt-map-mask", _cells(0x1800, 0, 0, 7))
+    sw.property("interrupt-map", _cells(*[c for slot in range(PCI_INTX_LINES) for pin in range(1, 5)
+                                          for c in (slot << 11, 0, 0, pin, plic_ph, intx_irq(slot, pin))]))
+    sw.end_node()
 
 
 def build_fdt(board: BoardSpec) -> bytes:
@@ -129,6 +153,9 @@ def build_fdt(board: BoardSpec) -> bytes:
             sw.property("reg", _reg(r.base, r.size))
             sw.property_string("compatible", "virtio,mmio")
             sw.end_node()
+
+    if board.pci:
+        _pci_node(sw, board, plic_ph)
 
     sw.begin_node(f"serial@{uart.base:x}")
     sw.property_u32("interrupts", uart.irq)

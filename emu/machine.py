@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or
     from emu.trace.profile import Profile
     from emu.trace.tracer import Tracer
     from emu.devices.virtio import VirtioMmio
+    from emu.devices.pci_host import PciHost
 from loader.initrd import plan_layout
 
 REALTIME_SLACK = 0.05  # s the virtual clock may lag the host before --realtime re-bases
@@ -72,7 +73,8 @@ class MachineOptions:
     trace_events: str = "all"  # --trace-events groups
     trace_profile: str = "auto"  # built-in name, TOML file, "auto" or "none"
     drives: list[str] = field(default_factory=list)  # --drive specs (virtio-blk)
-    net: str | None = None  # --net spec (virtio-net); None: no NIC
+    net: str | None = None  # --net spec (the NIC's backend); None: no NIC
+    nic: str = "virtio"  # --nic: the model behind --net (virtio-net, or e1000 / e1000e on PCI)
     virtio_legacy: bool = True  # virtio-mmio Version 1 (QEMU's default; zCore needs it)
     gdb: str | None = None  # [HOST]:PORT for the GDB stub
     gdb_wait: bool = False  # halt before the first instruction until GDB continues
@@ -128,9 +130,18 @@ class Machine:
         self.mmio_counts: dict[str, int] = {}
         self._uart_fast: "native.UartFastStruct | None" = None
         self.virtio = self._make_virtio_devices()
+        self.pci = self._make_pci()
+        board.pci = self.pci is not None
         for region in board.regions:
-            if region.kind == "pci_ecam":  # no devices: all ones, answered natively
-                self.cpu.map_native_all_ones(region.base, region.size)
+            if region.kind == "pci_ecam":  # buses without devices: all ones, answered natively
+                bus0 = 0 if self.pci is None else 1 << 20
+                if bus0:
+                    self.cpu.map_device(region.base, bus0, self.pci.ecam, self.mmio_counts, region.name)
+                self.cpu.map_native_all_ones(region.base + bus0, region.size - bus0)
+                continue
+            if region.kind == "pci_mmio":  # without PCI devices nothing is there (an access faults)
+                if self.pci is not None:
+                    self.cpu.map_device(region.base, region.size, self.pci.window, self.mmio_counts, region.name)
                 continue
             device = self.virtio.get(region.name) or self._make_device(region.kind)
             if device is self.uart:  # its hot registers natively (see uart_fast.c)
@@ -138,7 +149,8 @@ class Machine:
                 self.uart.attach_fast(self._uart_fast)
             elif device is not None:
                 self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
-        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"]))
+        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"
+                                               and (r.kind != "pci_mmio" or self.pci is not None)]))
         for hart in self.harts:
             hart.ctx = self.cpu.new_context(hart.id)
         self._load(initrd)
@@ -195,12 +207,12 @@ class Machine:
 
     def _make_virtio_devices(self) -> dict[str, "VirtioMmio"]:
         """--drive and --net devices, in virtio slots from the top down as QEMU fills them."""
-        if not self.opts.drives and self.opts.net is None:
+        if not self.opts.drives and (self.opts.net is None or self.opts.nic != "virtio"):
             return {}
         from emu.devices.virtio import make_virtio, parse_drive, parse_net
 
         wanted = [("blk", parse_drive(d)) for d in self.opts.drives]
-        if self.opts.net is not None:
+        if self.opts.net is not None and self.opts.nic == "virtio":
             wanted.append(("net", parse_net(self.opts.net)))
         slots = sorted((r for r in self.board.regions if r.kind == "virtio_mmio"), key=lambda r: -r.base)
         if len(wanted) > len(slots):
@@ -215,6 +227,18 @@ class Machine:
                 dev.close()
             raise
         return devices
+
+    def _make_pci(self) -> "PciHost | None":
+        """--nic e1000|e1000e: the PCI host bridge with the NIC in slot 1, as QEMU places it."""
+        if self.opts.net is None or self.opts.nic == "virtio":
+            return None
+        from emu.devices.e1000 import make_e1000
+        from emu.devices.pci_host import PciHost, intx_irq
+
+        host = PciHost(self.board.region("pcie-mmio").base)
+        host.attach(make_e1000(self.opts.nic, self.opts.net, self.dma,
+                               IrqLine(intx_irq(1, 1), self.plic.set_level)), 1)
+        return host
 
     def _make_device(self, kind: str) -> object | None:
         return {
@@ -278,6 +302,8 @@ class Machine:
                 return RunResult(-1, "paused", self.stats())
             for dev in self.virtio.values():
                 dev.close()
+            if self.pci is not None:
+                self.pci.close()
             code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
             return RunResult(code, self.exit_reason, self.stats())
 
@@ -457,6 +483,8 @@ class Machine:
                 return
         for dev in self.virtio.values():
             dev.poll()
+        if self.pci is not None:
+            self.pci.poll()
         if self.pending_input and self.uart.can_accept():
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]

@@ -63,6 +63,8 @@ def test_memory_too_small_for_kernel_and_initrd(tmp_path, uboot):
     (["--quantum", "5"], "quantum"),
     (["--timeout", "-1"], "timeout"),
     (["--frobnicate"], "frobnicate"),
+    (["--nic", "e1000e"], "--net"),
+    (["--nic", "rtl8139", "--net", "none"], "rtl8139"),
 ])
 def test_bad_flag_values(args, needle, uboot):
     assert_bad_input(run_emu("--kernel", str(uboot), *args), needle)

@@ -29,7 +29,8 @@ honoured: -machine/-M virt  -bios default|OpenSBI fw_dynamic/fw_jump  -m [size=]
           -kernel F  -initrd F  -append S  -nographic  -display none  -no-reboot  -S  -s  -gdb tcp::PORT
           -serial mon:stdio|stdio|file:PATH|null  -drive file=F,if=none|virtio,format=raw|qcow2,id=ID
           -device virtio-blk-device,drive=ID  -netdev user,id=N[,hostfwd=R]|tap,id=N,ifname=T
-          -device virtio-net-device,netdev=N  -nic user|tap,...  -snapshot  -accel tcg  -cpu rv64
+          -device virtio-net-device|e1000|e1000e,netdev=N  -nic user|tap,...[,model=e1000|e1000e]
+          -snapshot  -accel tcg  -cpu rv64
           -d int -D FILE (Perfetto trace)  -icount (deterministic clock)  -monitor none  -name  -k  -rtc
 other devices are a warning (the guest does not see them); unknown options are an error
 """
@@ -61,7 +62,7 @@ def run_qemu(argv: list[str]) -> int:
                               stdin=sys.stdin if plan.console_stdio else None,
                               stdout=sys.stdout if plan.console_stdio else None, report=sys.stderr,
                               trace=plan.trace_file, trace_events=plan.trace_events,
-                              gdb=plan.gdb, gdb_wait=plan.gdb_wait, drives=disks.specs, net=plan.net,
+                              gdb=plan.gdb, gdb_wait=plan.gdb_wait, drives=disks.specs, net=plan.net, nic=plan.nic,
                               console_copies=copies, console_escape=plan.console_escape)
         machine = load_machine(board, plan.kernel, plan.initrd, opts)
         report_warnings(plan)

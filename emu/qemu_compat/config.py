@@ -6,8 +6,9 @@ unit tested.  The rules:
   virtio-blk / virtio-net on virtio-mmio, GDB stub, console copies, trace);
 - what the guest would see differently and emu cannot give it (an unknown machine, a
   network backend emu lacks) is an EmuError, exit 2;
-- devices emu does not model (`-device e1000e`) and settings without an equivalent are a
-  one-line warning each, naming what the guest will not see, and the run goes on.
+- devices emu does not model (`-device virtio-gpu-device`) and settings without an
+  equivalent are a one-line warning each, naming what the guest will not see, and the run
+  goes on.  `-device e1000` / `e1000e` (zCore's Makefile) are emu's PCI NICs (`--nic`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ MACHINE_DEFAULTS = {"aclint": "off", "aia": "none"}  # accepted only at QEMU's d
 BLK_DEVICES = {"virtio-blk-device": "", "virtio-blk-pci": "pci", "virtio-blk": "pci"}
 NET_DEVICES = {"virtio-net-device": "", "virtio-net-pci": "pci", "virtio-net": "pci"}
 VIRTIO_NIC_MODELS = {None, "virtio-net-device", "virtio", "virtio-net-pci"}
+PCI_NICS = {"e1000": "e1000", "e1000-82540em": "e1000", "e1000e": "e1000e"}  # QEMU name -> `emu run --nic`
 
 
 @dataclass
@@ -47,7 +49,8 @@ class QemuPlan:
     ram_size: int = QEMU_DEFAULT_RAM
     bios: str = "default"  # "default" or a firmware file to vet (OpenSBI is replaced)
     drives: list[DrivePlan] = field(default_factory=list)
-    net: str | None = None  # `emu run --net` spec of the one virtio NIC
+    net: str | None = None  # `emu run --net` spec of the one NIC's backend
+    nic: str = "virtio"  # `emu run --nic`: virtio-net, or e1000 / e1000e on PCI
     gdb: str | None = None  # [HOST]:PORT
     gdb_wait: bool = False  # -S
     console_stdio: bool = True  # the UART is on stdin/stdout
@@ -71,7 +74,7 @@ def plan_from_argv(argv: list[str]) -> QemuPlan:
     plan = QemuPlan()
     drives: dict[str, DrivePlan] = {}  # id -> -drive if=none, waiting for a -device
     netdevs: dict[str, KeyVal] = {}
-    nics: list[tuple[str, KeyVal, str | None]] = []  # (what, netdev options, mac)
+    nics: list[tuple[str, KeyVal, str | None, str]] = []  # (what, netdev options, mac, emu --nic)
     serials: list[str] = []
     devices: list[KeyVal] = []
     d_items: list[str] = []
@@ -257,7 +260,7 @@ def _drive(kv: KeyVal, plan: QemuPlan) -> tuple[DrivePlan | None, str]:
 
 
 def _device(kv: KeyVal, drives: dict[str, DrivePlan], netdevs: dict[str, KeyVal],
-            nics: list[tuple[str, KeyVal, str | None]], plan: QemuPlan) -> None:
+            nics: list[tuple[str, KeyVal, str | None, str]], plan: QemuPlan) -> None:
     driver = kv.pop("driver") or ""
     kv.pop("bus")
     kv.pop("id")
@@ -268,39 +271,42 @@ def _device(kv: KeyVal, drives: dict[str, DrivePlan], netdevs: dict[str, KeyVal]
         if BLK_DEVICES[driver]:
             plan.warn(f"-device {driver}: emu has no PCI devices; the disk is a virtio-blk-device (virtio-mmio)")
         plan.drives.append(drives.pop(ident))
-    elif driver in NET_DEVICES:
+    elif driver in NET_DEVICES or driver in PCI_NICS:
         ident = kv.pop("netdev")
         if ident is None or ident not in netdevs:
             raise EmuError(f"-device {kv.text}: no -netdev with id={ident}")
-        if NET_DEVICES[driver]:
-            plan.warn(f"-device {driver}: emu has no PCI devices; the NIC is a virtio-net-device (virtio-mmio)")
-        nics.append((f"-device {driver}", netdevs[ident], kv.pop("mac")))
+        if NET_DEVICES.get(driver):
+            plan.warn(f"-device {driver}: emu has no virtio-pci; the NIC is a virtio-net-device (virtio-mmio)")
+        nics.append((f"-device {driver}", netdevs[ident], kv.pop("mac"), PCI_NICS.get(driver, "virtio")))
     else:
         netdev = kv.get("netdev")
         what = f"this NIC (netdev {netdev} stays unconnected)" if netdev else "it"
         plan.warn(f"-device {driver}: not modelled by emu; the guest will not see {what}")
 
 
-def _nic(kv: KeyVal, nics: list[tuple[str, KeyVal, str | None]], plan: QemuPlan) -> None:
+def _nic(kv: KeyVal, nics: list[tuple[str, KeyVal, str | None, str]], plan: QemuPlan) -> None:
     if kv.get("type") == "none":
         return
     model = kv.pop("model")
     mac = kv.pop("mac")
+    if model in PCI_NICS:
+        nics.append(("-nic", kv, mac, PCI_NICS[model]))
+        return
     if model not in VIRTIO_NIC_MODELS:
         plan.warn(f"-nic model={model}: not modelled by emu; the guest will not see this NIC")
         return
     if model not in (None, "virtio-net-device"):
-        plan.warn(f"-nic model={model}: emu has no PCI devices; the NIC is a virtio-net-device (virtio-mmio)")
-    nics.append(("-nic", kv, mac))
+        plan.warn(f"-nic model={model}: emu has no virtio-pci; the NIC is a virtio-net-device (virtio-mmio)")
+    nics.append(("-nic", kv, mac, "virtio"))
 
 
-def _net(nics: list[tuple[str, KeyVal, str | None]], plan: QemuPlan) -> None:
-    """The first NIC becomes emu's virtio-net device (emu models one)."""
-    for what, _kv, _mac in nics[1:]:
+def _net(nics: list[tuple[str, KeyVal, str | None, str]], plan: QemuPlan) -> None:
+    """The first NIC becomes emu's NIC (emu models one): virtio-net, e1000 or e1000e."""
+    for what, _kv, _mac, _model in nics[1:]:
         plan.warn(f"{what}: emu models one NIC; the guest will not see this one")
     if not nics:
         return
-    what, kv, mac = nics[0]
+    what, kv, mac, plan.nic = nics[0]
     kind = kv.get("type")
     extra = f",mac={mac}" if mac else ""
     if kind == "user":

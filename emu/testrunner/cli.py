@@ -53,11 +53,15 @@ from emu.testrunner.verdict import DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT
 @click.option("--no-default-patterns", "no_defaults", is_flag=True,
               help=f"Drop the default failure patterns ({', '.join(DEFAULT_FAIL_PATTERNS)}).")
 @click.option("--quantum", type=int, default=20_000, show_default=True, help="Instructions per hart per round.")
+@click.option("--net", "net", default=None,
+              help="A NIC on this backend, as `emu run --net`: user[,hostfwd=...] | tap,ifname=NAME | none.")
+@click.option("--nic", "nic", type=click.Choice(["virtio", "e1000", "e1000e"]), default="virtio", show_default=True,
+              help="The NIC model behind --net (e1000 / e1000e: on the PCI host, as zCore's Makefile adds).")
 def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool, list_file: str | None, case_paths: tuple[str, ...],
          prompt: str, jobs: int, timeout: float, host_timeout: float | None, boot_timeout: float,
          junit: str | None, trace_failed: str | None, no_trace: bool, smp: int, memory: str, update: bool,
          boot_per_case: bool, case_via: str | None, template: str, fail_patterns: tuple[str, ...],
-         no_defaults: bool, quantum: int) -> None:
+         no_defaults: bool, quantum: int, net: str | None = None, nic: str = "virtio") -> None:
     """Run a test list on the console: boot once, then fork the machine per case.
 
     Verdicts follow zcore-tests: FAILED when the output holds a failure pattern,
@@ -66,7 +70,7 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
     Exit status 1 when a case the list expects OK did not pass, 2 on bad input.
     """
     from emu.board import MAX_HARTS, GiB, MiB
-    from emu.cli import LINUX_DEFAULT_BOOTARGS, parse_size
+    from emu.cli import LINUX_DEFAULT_BOOTARGS, check_nic, parse_size
     from emu.testrunner.report import summary_text, write_junit
     from emu.testrunner.runner import RunConfig, Runner
 
@@ -87,6 +91,7 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
         raise EmuError(f"--quantum {quantum}: must be at least 100 instructions")
     if boot_timeout <= 0:
         raise EmuError(f"--boot-timeout {boot_timeout:g}: must be positive")
+    check_nic(nic, net)
 
     cases = parse_list(list_file) if list_file is not None else []
     if list_file is not None and not cases:
@@ -104,7 +109,7 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
         timeout=timeout, host_timeout=host_timeout, boot_timeout=boot_timeout, jobs=jobs,
         fail_patterns=tuple(patterns) + tuple(fail_patterns), boot_per_case=boot_per_case,
         case_via=case_via, boot_append_template=template, trace_failed=trace_failed, trace=not no_trace,
-        quantum=quantum, progress=sys.stderr,
+        quantum=quantum, progress=sys.stderr, net=net, nic=nic,
     )
     if not config.patterns:
         raise EmuError("no failure patterns left (--no-default-patterns without --fail-pattern)")

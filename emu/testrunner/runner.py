@@ -80,6 +80,8 @@ class RunConfig:
     trace: bool = True  # with trace_failed: also a trace of each failing case
     quantum: int = 20_000
     progress: TextIO | None = None  # live progress (stderr in the CLI)
+    net: str | None = None  # a NIC's backend (`emu run --net`); None: no NIC
+    nic: str = "virtio"  # its model (`emu run --nic`)
 
     def __post_init__(self) -> None:
         if self.case_via is None:
@@ -163,7 +165,7 @@ class _Parts:
         board = BoardSpec(harts=c.smp, ram_size=c.ram_size, bootargs=bootargs)
         opts = MachineOptions(quantum=c.quantum, timeout=c.host_guard, stdin=None, stdout=None,
                               capture=True, report=io.StringIO(),
-                              trace="-" if c.tracing else None)
+                              trace="-" if c.tracing else None, net=c.net, nic=c.nic)
         m = Machine(board, self.kernel, self.initrd, opts)
         m.opts.trace = None  # the tracer runs; the runner writes a case's trace itself
         return m

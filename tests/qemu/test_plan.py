@@ -13,10 +13,10 @@ XTASK = ["-m", "2G", "-kernel", K, "-initrd", I, "-append", '"LOG=warn"', "-disp
          "-nographic", "-smp", "2", "-machine", "virt", "-bios", "default", "-serial", "mon:stdio"]
 XTASK_GDB = XTASK + ["-S", "-gdb", "tcp::1234"]
 # the offload fork's zCore/Makefile: `make run LINUX=1 SMP=2 ARCH=riscv64` (and `debugrun`)
+MAKEFILE_NETDEV = "user,id=net1,hostfwd=tcp::8000-:80,hostfwd=tcp::2222-:2222,hostfwd=udp::6969-:6969"
 MAKEFILE = ["-smp", "2", "-machine", "virt", "-bios", "default", "-m", "512M", "-no-reboot", "-serial", "mon:stdio",
             "-serial", "file:/tmp/serial.out", "-kernel", K, "-initrd", I, "-append", "LOG=warn ROOTPROC=/bin/busybox?sh",
-            "-netdev", "user,id=net1,hostfwd=tcp::8000-:80,hostfwd=tcp::2222-:2222,hostfwd=udp::6969-:6969",
-            "-device", "e1000e,netdev=net1", "-display", "none"]
+            "-netdev", MAKEFILE_NETDEV, "-device", "e1000e,netdev=net1", "-display", "none"]
 DEBUGRUN = MAKEFILE + ["-S", "-gdb", "tcp::15234"]
 
 
@@ -39,14 +39,14 @@ def test_makefile_list():
     plan = plan_from_argv(MAKEFILE)
     assert (plan.smp, plan.ram_size, plan.append) == (2, 512 << 20, "LOG=warn ROOTPROC=/bin/busybox?sh")
     assert plan.console_stdio and plan.serial_files == ["/tmp/serial.out"]
-    assert plan.net is None  # the netdev's only front end is an e1000e, which emu does not model
-    assert plan.warnings == ["-device e1000e: not modelled by emu; the guest will not see this NIC "
-                             "(netdev net1 stays unconnected)"]
+    assert plan.net == "user,hostfwd=tcp::8000-:80,hostfwd=tcp::2222-:2222,hostfwd=udp::6969-:6969"
+    assert plan.nic == "e1000e"  # on the PCI host, as QEMU
+    assert plan.warnings == []
 
 
 def test_debugrun_list():
     plan = plan_from_argv(DEBUGRUN)
-    assert plan.gdb == "127.0.0.1:15234" and plan.gdb_wait and len(plan.warnings) == 1
+    assert plan.gdb == "127.0.0.1:15234" and plan.gdb_wait and plan.warnings == []
 
 
 def test_double_dash_and_s_flag():
@@ -107,7 +107,11 @@ def test_virtio_net_device_and_nic():
     assert plan_from_argv(["-nic", "tap,ifname=tap0,script=no,downscript=no"]).net == "tap,ifname=tap0"
     assert plan_from_argv(["-nic", "none"]).net is None
     plan = plan_from_argv(["-nic", "user,model=e1000"])
-    assert plan.net is None and "e1000" in plan.warnings[0]
+    assert (plan.net, plan.nic, plan.warnings) == ("user", "e1000", [])
+    plan = plan_from_argv(["-nic", "user,model=rtl8139"])
+    assert plan.net is None and "rtl8139" in plan.warnings[0]
+    plan = plan_from_argv(["-netdev", "tap,id=t,ifname=tap3", "-device", "e1000,netdev=t,mac=52:54:00:00:00:08"])
+    assert (plan.net, plan.nic) == ("tap,ifname=tap3,mac=52:54:00:00:00:08", "e1000")
 
 
 @pytest.mark.parametrize("argv", [["-device", "virtio-gpu-device"], ["-device", "virtio-keyboard-device"],
