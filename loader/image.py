@@ -1,4 +1,4 @@
-"""Kernel images: riscv64 ELF (PT_LOAD at physical addresses) or a raw binary.
+"""Kernel images: riscv64 or x86_64 ELF (PT_LOAD at physical addresses) or a raw binary.
 
 A raw image is entered at the kernel address (0x8020_0000, where OpenSBI jumps).  Files
 that are neither a riscv64 ELF nor plausibly RISC-V code (Linux Image header, or first
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
 
 EM_RISCV = 243
+EM_X86_64 = 62
+ELF_MACHINES = {"riscv64": ("EM_RISCV", EM_RISCV), "x86_64": ("EM_X86_64", EM_X86_64)}
+X86_KERNEL_ADDR = 0x10_0000  # where a PC boot loader puts a protected-mode kernel (1 MiB)
 LINUX_IMAGE_MAGIC = b"RISCV\0\0\0"
 LINUX_IMAGE_MAGIC2 = b"RSC\x05"
 
@@ -51,7 +54,8 @@ class KernelImage:
         return max(a + len(d) for a, d in self.segments)
 
 
-def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
+def load_kernel(path: str | Path, ram_base: int, ram_size: int, arch: str = "riscv64") -> KernelImage:
+    """Read a kernel for `arch` ("riscv64" or "x86_64"); one-line EmuError when it is not one."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -64,7 +68,9 @@ def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
     if not data:
         raise EmuError(f"kernel is empty: {path}")
     if data[:4] == b"\x7fELF":
-        return _load_elf(path, data, ram_base, ram_base + ram_size)
+        return _load_elf(path, data, ram_base, ram_base + ram_size, arch)
+    if arch == "x86_64":
+        raise EmuError(f"{path}: not an x86_64 ELF kernel")
     _check_raw(path, data)
     return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])
 
@@ -91,7 +97,7 @@ def _check_raw(path: Path, data: bytes) -> None:
     raise EmuError(f"{path}: not a riscv64 ELF or raw image (its first bytes are not RISC-V code)")
 
 
-def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelImage:
+def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int, arch: str = "riscv64") -> KernelImage:
     import io
 
     from elftools.common.exceptions import ELFError
@@ -100,10 +106,12 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
     try:
         elf = ELFFile(io.BytesIO(data))
         machine = elf["e_machine"]
-        if machine not in ("EM_RISCV", EM_RISCV):
-            raise EmuError(f"{path}: ELF for {str(machine).removeprefix('EM_')}, expected riscv64")
+        if machine not in ELF_MACHINES[arch]:
+            other = next((a for a, names in ELF_MACHINES.items() if machine in names), None)
+            hint = f" (run it with --arch {other})" if other else ""
+            raise EmuError(f"{path}: ELF for {str(machine).removeprefix('EM_')}, expected {arch}{hint}")
         if elf.elfclass != 64:
-            raise EmuError(f"{path}: 32-bit RISC-V ELF, expected riscv64")
+            raise EmuError(f"{path}: 32-bit ELF, expected {arch}")
         loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0]
         if not loads:
             raise EmuError(f"{path}: ELF has no loadable segments")
@@ -127,7 +135,8 @@ def _load_elf(path: Path, data: bytes, ram_start: int, ram_end: int) -> KernelIm
         place = {v: v for _, v, _ in raw}
     else:  # linked high: keep the layout, put the lowest segment at the kernel address
         low = min(v for _, v, _ in raw)
-        place = {v: v - low + KERNEL_ADDR for _, v, _ in raw}
+        base = X86_KERNEL_ADDR if arch == "x86_64" else KERNEL_ADDR
+        place = {v: v - low + base for _, v, _ in raw}
     segments = [(place[v], d) for _, v, d in raw]
     entry = None
     for _, v, d in raw:
