@@ -1,0 +1,402 @@
+"""The x86_64 CPU adapter: every CPU time-multiplexed on ONE patched Unicorn instance.
+
+What stock Unicorn leaves out (shared/notes/x86_64-unicorn.md) the engine patch does
+natively (patches/unicorn/README.md): exceptions and `int n` enter the guest's IDT through
+QEMU's own do_interrupt (frame, error code, IST/TSS stack, CPL), `syscall` is QEMU's,
+the local APIC's vector is taken through QEMU's interrupt entry when IF allows, the TSC is
+the virtual clock's, IA32_APIC_BASE and other MSRs QEMU does not model come here, and
+each CPU keeps its TLB and its APIC ID across switches.  Python runs on port I/O, APIC
+MMIO, slice boundaries and the rare MSR.
+
+The scheduler sees the same interface as riscv's: interrupt "lines" are this adapter's
+bits; a CPU in HLT parks until its local APIC has something it can take.
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import unicorn
+from unicorn import Uc, UcError
+from unicorn import x86_const as X
+from unicorn.unicorn_py3.unicorn import uclib
+
+from emu.board import BoardSpec
+from emu.cpu import native
+from emu.cpu.engine import Engine
+from emu.cpu.x86_64 import boot
+from emu.cpu.x86_64.lapic import Lapic
+from emu.devices import Device
+from emu.smp.hart import Hart
+
+UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
+SPIN_LIMIT = 3
+NATIVE_TRAP_LOOP_LIMIT = 1000
+TRAP_INT_N = 32  # uc_emu_native_traps bit: every `int n` with n >= 32
+TRAP_SYSCALL = 33  # uc_emu_native_traps bit: `syscall` natively
+COUNT_IRQ = 34  # native count index: external interrupts taken
+NATIVE_TRAPS = frozenset(range(34))
+IF_MASK = 1 << 9
+HLT = 0xF4
+_MSR_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64))
+MSR_APIC_BASE = 0x1B
+APIC_BASE_ENABLE = 1 << 11
+APIC_BASE_BSP = 1 << 8
+
+
+class CpuState(ctypes.Structure):
+    """Mirror of `struct emu_x86_cpu` in the engine patch (a CPU's state outside the
+    context blob, kept in its TLB set)."""
+
+    _fields_ = [("irq", ctypes.c_int32), ("taken", ctypes.c_int32), ("apic_id", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("irqs", ctypes.c_uint64)]
+
+
+class CpuHost(Protocol):
+    """What the adapter asks of the machine around it."""
+
+    def on_fault_loop(self, hart: Hart, cause: int, pc: int, detail: int) -> None: ...
+
+    def on_host_fault(self, hart: Hart, message: str) -> None: ...
+
+
+@dataclass
+class CpuSlot:
+    """The adapter's per-CPU state: its TLB set, its engine-side state and local APIC."""
+
+    tlb_set: int
+    state: CpuState
+    lapic: Lapic
+    apic_base: int = 0xFEE0_0000 | APIC_BASE_ENABLE
+    offered: int = -1  # the vector last offered to the engine
+    wait_for_sipi: bool = False
+    sipi: int | None = None  # a SIPI vector to enter at the next switch-in
+    ports: dict[int, int] = field(default_factory=dict)
+
+
+class X86Cpu:
+    """One Unicorn instance, its RAM, port and MMIO devices, and the CPUs' contexts."""
+
+    IRQ_TIMER = 1  # the local APIC timer expired
+    IRQ_SOFT = 2  # the local APIC has a vector to offer (IPI, device)
+    IRQ_EXTERNAL = 4
+
+    def __init__(self, board: BoardSpec, host: CpuHost, tsc_per_tick: int) -> None:
+        self.board = board
+        self.host = host
+        self.uc = Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+        self._h = self.uc._uch
+        self.engine = Engine(self._h)
+        ram = board.ram
+        self.ram_base, self.ram_end = ram.base, ram.end
+        # Private, not shared: a forked child (emu test's snapshots) must get copy-on-write RAM.
+        self.ram = mmap.mmap(-1, ram.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
+        self.uc.mem_map_ptr(ram.base, ram.size, unicorn.UC_PROT_ALL, self._ram_ptr)
+        self.current: Hart | None = None
+        self.stop_reason: str | None = None
+        self.gdb = None  # GDB register file: not yet for x86_64
+        self.trace = None  # trace probes: not yet for x86_64
+        self.slots: dict[int, CpuSlot] = {}
+        self._ports: list[tuple[int, int, Device]] = []
+        self._keep_alive: list[object] = []
+        self.budget = native.BudgetStruct()
+        self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+        self.budget.spin_limit = SPIN_LIMIT
+        self.budget.gpr = self.engine.gpr_address()
+        self.budget.trap_counts = self.engine.native_counts_address()
+        self._native_lib = lib = native.load()
+        self._budget_ptr = ctypes.addressof(self.budget)
+        self.engine.budget(self._budget_ptr, ctypes.cast(lib.emu_budget_hit, ctypes.c_void_p).value or 0,
+                           self._budget_ptr)
+        self._io = io = native.HartIoStruct()  # the native slice runner
+        io.uc, io.budget = self._h, self._budget_ptr
+        for name in ("context_restore", "reg_read", "reg_write", "emu_start"):
+            setattr(io, name, ctypes.cast(getattr(uclib, f"uc_{name}"), ctypes.c_void_p).value)
+        io.reg_priv, io.reg_pc, io.until = X.UC_X86_REG_CS, X.UC_X86_REG_RIP, UNTIL
+        self._io_ptr = ctypes.addressof(io)
+        self._run_slice = lib.emu_run_slice
+        self._run_slice.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        self._run_slice.restype = ctypes.c_int
+        self._bind_engine(tsc_per_tick)
+        self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
+        self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
+        self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
+        self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
+        self.template = self.uc.context_save()  # long mode, no paging: what each CPU starts from
+
+    def _bind_engine(self, tsc_per_tick: int) -> None:
+        def fn(name: str, argtypes: list) -> Callable:
+            f = getattr(uclib, name)
+            f.argtypes, f.restype = argtypes, ctypes.c_int
+            return f
+
+        self._cpu_state = fn("uc_emu_cpu_state", [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)])
+        self._irq_update = fn("uc_emu_irq_update", [ctypes.c_void_p])
+        self._init_sipi = fn("uc_emu_init_sipi", [ctypes.c_void_p, ctypes.c_int])
+        self._context_restore = fn("uc_context_restore", [ctypes.c_void_p, ctypes.c_void_p])
+        self._context_save = fn("uc_context_save", [ctypes.c_void_p, ctypes.c_void_p])
+        self._tlb_switch = fn("uc_emu_tlb_switch", [ctypes.c_void_p, ctypes.c_void_p])
+        setup = fn("uc_emu_x86_setup", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p])
+        msr_cb = _MSR_FN(self._on_msr)
+        self._keep_alive.append(msr_cb)
+        err = setup(self._h, tsc_per_tick, ctypes.cast(msr_cb, ctypes.c_void_p), None)
+        if err:
+            raise UcError(err)
+
+    # -- set-up ------------------------------------------------------------------------
+    def add_cpu(self, hart: Hart, lapic: Lapic) -> None:
+        """Give `hart` its TLB set, APIC ID and local APIC; its context is the reset one."""
+        tlb = self.engine.tlb_new()
+        out = ctypes.c_void_p()
+        if self._cpu_state(self._h, tlb, ctypes.byref(out)):
+            raise RuntimeError("the engine has no x86 CPU state")
+        state = CpuState.from_address(out.value or 0)
+        state.apic_id = lapic.apic_id
+        base = 0xFEE0_0000 | APIC_BASE_ENABLE | (APIC_BASE_BSP if hart.id == 0 else 0)
+        self.slots[hart.id] = CpuSlot(tlb, state, lapic, base, wait_for_sipi=hart.id != 0)
+        hart.ctx = self.new_context(hart.id)
+
+    def new_context(self, hart_id: int) -> unicorn.UcContext:
+        ctx = self.uc.context_save()
+        ctx_bytes = ctypes.string_at(self.template.context, self.template.size)
+        ctypes.memmove(ctx.context, ctx_bytes, len(ctx_bytes))
+        return ctx
+
+    def map_device(self, base: int, size: int, device: Device, counts: dict[str, int], name: str) -> None:
+        """An MMIO device; `counts[name]` counts its accesses."""
+        counts[name] = 0
+        budget = self.budget
+
+        def on_read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
+            counts[name] += 1
+            budget.events += 1
+            return device.read(offset, size)
+
+        def on_write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
+            counts[name] += 1
+            budget.events += 1
+            device.write(offset, size, value)
+
+        self.uc.mmio_map(base, size, on_read, None, on_write, None)
+
+    def map_ports(self, base: int, size: int, device: Device) -> None:
+        """A device in port I/O space (IN/OUT reach `device.read/write(offset, size)`)."""
+        self._ports.append((base, base + size, device))
+
+    def _port(self, port: int) -> tuple[Device, int] | None:
+        for start, end, device in self._ports:
+            if start <= port < end:
+                return device, port - start
+        return None
+
+    def _on_in(self, _uc: Uc, port: int, size: int, _ud: object) -> int:
+        self.budget.events += 1
+        hit = self._port(port)
+        if hit is None:
+            return (1 << (8 * size)) - 1  # nothing there: all ones, as on a PC
+        return hit[0].read(hit[1], size)
+
+    def _on_out(self, _uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
+        self.budget.events += 1
+        hit = self._port(port)
+        if hit is not None:
+            hit[0].write(hit[1], size, value & ((1 << (8 * size)) - 1))
+
+    def attach_clock(self, clock: native.ClockStruct) -> None:
+        """The TSC reads the virtual clock natively (ticks times tsc_per_tick)."""
+        self._clock = clock
+        fn = ctypes.cast(self._native_lib.emu_rdtime, ctypes.c_void_p).value or 0
+        self.engine.set_rdtime(fn, ctypes.addressof(clock))
+
+    def native_traps(self, enabled: bool) -> None:
+        """Exceptions, `int n` and `syscall` enter the guest natively (always: delivering
+        them in Python would repeat QEMU's do_interrupt)."""
+        self.engine.native_traps(NATIVE_TRAPS, NATIVE_TRAP_LOOP_LIMIT)
+
+    # -- MSRs ---------------------------------------------------------------------------
+    def _on_msr(self, _opaque: int, msr: int, write: int, value: "ctypes._Pointer[ctypes.c_uint64]") -> int:
+        hart = self.current
+        if hart is None or msr != MSR_APIC_BASE:
+            return 0
+        slot = self.slots[hart.id]
+        if write:
+            slot.apic_base = (slot.apic_base & APIC_BASE_BSP) | (value[0] & ~APIC_BASE_BSP)
+        else:
+            value[0] = slot.apic_base
+        return 1
+
+    # -- register access ------------------------------------------------------------------
+    def rreg(self, reg: int) -> int:
+        return self.uc.reg_read(reg)
+
+    def wreg(self, reg: int, value: int) -> None:
+        self.uc.reg_write(reg, value)
+
+    def pc(self) -> int:
+        return self.rreg(X.UC_X86_REG_RIP)
+
+    def set_pc(self, pc: int) -> None:
+        self.wreg(X.UC_X86_REG_RIP, pc)
+
+    def read_phys(self, paddr: int, size: int) -> bytes | None:
+        if self.ram_base <= paddr and paddr + size <= self.ram_end:
+            off = paddr - self.ram_base
+            return bytes(self.ram[off:off + size])
+        return None
+
+    def write_phys(self, paddr: int, data: bytes) -> bool:
+        if self.ram_base <= paddr and paddr + len(data) <= self.ram_end:
+            off = paddr - self.ram_base
+            self.ram[off:off + len(data)] = data
+            return True
+        return False
+
+    def read_virt_current(self, vaddr: int, size: int) -> bytes | None:
+        try:
+            return bytes(self.uc.vmem_read(vaddr, unicorn.UC_PROT_EXEC, size))
+        except (UcError, AttributeError):
+            return self.read_phys(vaddr, size)
+
+    # -- switching CPUs ---------------------------------------------------------------------
+    def switch_in(self, hart: Hart) -> None:
+        self.current = hart
+        slot = self.slots[hart.id]
+        err = self._context_restore(self._h, hart.ctx.context)
+        if err:
+            raise UcError(err)
+        self._tlb_switch(self._h, slot.tlb_set)  # TLB, APIC ID and interrupt line
+        if hart.start is not None:
+            pc, rdi, rsi = hart.start
+            hart.start = None
+            boot.enter_long_mode(self, pc, rdi, rsi)
+        if slot.sipi is not None:
+            vector, slot.sipi = slot.sipi, None
+            self._init_sipi(self._h, vector)
+        hart.ssip_pending = False
+        if hart.stip:
+            self.update_mip(self.IRQ_TIMER, 0)
+        self.sync_lapic(hart)
+
+    def switch_out(self, hart: Hart) -> None:
+        self.sync_lapic(hart)
+        err = self._context_save(self._h, hart.ctx.context)
+        if err:
+            raise UcError(err)
+
+    def sync_lapic(self, hart: Hart) -> None:
+        """Tell the local APIC what the CPU took, and offer the engine its next vector."""
+        slot = self.slots[hart.id]
+        state = slot.state
+        if slot.offered >= 0 and state.irq < 0:  # taken by the CPU since offered
+            slot.lapic.accept(slot.offered)
+            slot.offered = -1
+        vector = slot.lapic.deliverable()
+        if vector != slot.offered:
+            slot.offered = state.irq = vector
+            if hart is self.current:
+                self._irq_update(self._h)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, hart: Hart, budget: int) -> str:
+        """Run the loaded CPU for about `budget` code bytes; return why it stopped."""
+        b = self.budget
+        uc = self.uc
+        self.stop_reason = None
+        uc._hook_exception = None
+        err = self._run_slice(self._io_ptr, budget)
+        if uc._hook_exception is not None:
+            exc, uc._hook_exception = uc._hook_exception, None
+            raise exc
+        if self.stop_reason is not None:
+            return self.stop_reason
+        if err:
+            self.host.on_host_fault(hart, f"Unicorn stopped: {UcError(err)} at {self._io.pc:#x}")
+            return "fault"
+        if b.spinning:
+            return "spin"
+        if b.stopped:
+            return "budget"
+        if self._after_hlt():
+            return "wfi"
+        return "yield"
+
+    def _after_hlt(self) -> bool:
+        rip = self._io.pc
+        if not self.rreg(X.UC_X86_REG_CR0) & 1:  # real mode: linear = CS << 4 + IP
+            rip += self.rreg(X.UC_X86_REG_CS) << 4
+        byte = self.read_virt_current(rip - 1, 1)
+        return byte is not None and byte[0] == HLT
+
+    def stop(self, reason: str) -> None:
+        """End the running slice from inside a hook (synchronous)."""
+        self.stop_reason = reason
+        self.uc.emu_stop()
+
+    def activity(self) -> int:
+        """Moves whenever a CPU takes a trap or the host serves it (polling does neither)."""
+        return self.budget.events + self.engine.native_total(NATIVE_TRAPS | {COUNT_IRQ})
+
+    def interrupts_enabled(self) -> bool:
+        return bool(self.rreg(X.UC_X86_REG_EFLAGS) & IF_MASK)
+
+    def wfi_state(self) -> tuple[int, int]:
+        """(pending, enabled) lines of the halted CPU: a vector its APIC can offer, and
+        every line while IF is set (none otherwise: only INIT/SIPI wake it)."""
+        hart = self.current
+        assert hart is not None
+        self.sync_lapic(hart)
+        pending = self.IRQ_SOFT if self.slots[hart.id].offered >= 0 else 0
+        enabled = (self.IRQ_TIMER | self.IRQ_SOFT | self.IRQ_EXTERNAL) if self.interrupts_enabled() else 0
+        return pending, enabled
+
+    def update_mip(self, set_bits: int, clear_bits: int) -> None:
+        """The scheduler raised a line on the loaded CPU (its APIC timer expired)."""
+        hart = self.current
+        if hart is None:
+            return
+        if set_bits & self.IRQ_TIMER:
+            hart.stip = False
+            self.slots[hart.id].lapic.timer_expired(self._now(hart))
+        self.sync_lapic(hart)
+
+    def apply_fences(self, hart: Hart) -> None:
+        """x86 has no remote fences (the guest's IPIs and invlpg do that)."""
+        hart.flush_tlb = False
+        hart.flush_pages.clear()
+
+    now_fn: Callable[[Hart], int] | None = None
+
+    def _now(self, hart: Hart) -> int:
+        assert self.now_fn is not None
+        return self.now_fn(hart)
+
+    # -- INIT / SIPI -------------------------------------------------------------------------
+    def init(self, hart: Hart) -> None:
+        """INIT: the CPU waits for a SIPI."""
+        self.slots[hart.id].wait_for_sipi = True
+
+    def sipi(self, hart: Hart, vector: int) -> bool:
+        """SIPI: a CPU waiting for one starts in real mode at vector << 12 (next switch-in)."""
+        slot = self.slots[hart.id]
+        if not slot.wait_for_sipi:
+            return False
+        slot.wait_for_sipi = False
+        slot.sipi = vector
+        return True
+
+    # -- traps the engine did not enter natively ------------------------------------------------
+    def _on_intr(self, _uc: Uc, intno: int, _ud: object) -> None:
+        """An exception the engine handed back: the same fault more than the loop limit
+        times in a row (everything else enters the guest natively)."""
+        hart = self.current
+        assert hart is not None
+        detail = self.rreg(X.UC_X86_REG_CR2) if intno == 14 else 0
+        self.host.on_fault_loop(hart, intno, self.rreg(X.UC_X86_REG_RIP), detail)
+        self.stop("fault")
+
+    def _on_insn_invalid(self, _uc: Uc, _ud: object) -> bool:
+        self._on_intr(_uc, 6, _ud)
+        return False

@@ -1,0 +1,175 @@
+"""The x86_64 PC platform of a Machine: the CPUs and their local APICs, COM1, ACPI
+power-off, and the kernel entered in the 64-bit boot state.
+
+The board's regions (emu/board.py `pc_regions`) say what goes where; this module builds
+the parts and wires them: the local APIC MMIO page answers for the CPU that is running,
+IPIs, INIT and SIPI go from one CPU's APIC to the others through the scheduler (an IPI
+takes effect at the sender's virtual time), and the APIC timer arms the scheduler's
+per-CPU deadline.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emu.cpu.x86_64 import boot
+from emu.cpu.x86_64.cpu import X86Cpu
+from emu.cpu.x86_64.lapic import (DELIVERY_FIXED, DELIVERY_INIT, DELIVERY_SIPI, NO_DEADLINE, SHORTHAND_ALL,
+                                  SHORTHAND_OTHERS, SHORTHAND_SELF, Lapic)
+from emu.devices.dma import GuestMemory
+from emu.devices.irq import IrqLine
+from emu.devices.uart16550 import Uart16550
+from emu.errors import EmuError
+from emu.smp.clock import BYTES_PER_INSN
+from emu.smp.hart import Hart, HsmState
+from emu.smp.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from emu.machine import Machine
+
+TSC_PER_TICK = 400  # the virtual TSC runs at 4 GHz (zCore assumes 4 GHz without CPUID 0x16)
+PM1_SLP_EN = 1 << 13
+PM1A_CNT = 4  # offset of PM1a_CNT in the ACPI PM block at 0x600 (QEMU q35: port 0x604)
+
+
+class PcPlatform:
+    """Builds and wires the PC board's parts into `m` (cpu, scheduler, uart, dma)."""
+
+    def __init__(self, m: "Machine", initrd: bytes | None) -> None:
+        self.m = m
+        board = m.board
+        m.cpu = cpu = X86Cpu(board, m, TSC_PER_TICK)
+        ram = board.ram
+        m.dma = GuestMemory(ram.base, ram.size, lambda a, n: bytes(cpu.uc.mem_read(a, n)), cpu.uc.mem_write)
+        m.scheduler = Scheduler(cpu, m.harts, m.clock, m.opts.quantum * BYTES_PER_INSN)
+        cpu.attach_clock(m.clock.native)
+        cpu.now_fn = m.scheduler.now
+        self.lapics = [Lapic(h.id, self, apic_id=h.id) for h in m.harts]
+        for hart, lapic in zip(m.harts, self.lapics):
+            cpu.add_cpu(hart, lapic)
+        m.uart = Uart16550(m.console_write, IrqLine(board.region("com1").irq or 4, self._isa_irq))
+        for region in board.regions:
+            device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
+                      "ioapic": _Reserved()}.get(region.kind)
+            if device is None:
+                continue
+            if region.space == "io":
+                cpu.map_ports(region.base, region.size, device)
+            else:
+                cpu.map_device(region.base, region.size, device, m.mmio_counts, region.name)
+        self._load(initrd)
+
+    def _load(self, initrd: bytes | None) -> None:
+        m = self.m
+        if initrd is not None:
+            raise EmuError("--initrd: not supported for x86_64 ELF kernels yet")
+        for addr, data in boot.boot_tables():
+            m.cpu.write_phys(addr, data)
+        for addr, data in m.kernel.segments:
+            if addr < boot.BOOT_TABLES_END and addr + len(data) > boot.BOOT_TABLES:
+                raise EmuError(f"{m.kernel.path}: a segment at {addr:#x} overlaps the boot tables")
+            if not m.cpu.write_phys(addr, data):
+                raise EmuError(f"{m.kernel.path}: a segment at {addr:#x} is outside RAM")
+        bsp = m.harts[0]
+        bsp.state = HsmState.START_PENDING
+        bsp.start = (m.kernel.entry, 0, 0)
+        m.cpu.switch_in(bsp)  # apply the entry registers now, so a debugger sees them
+        m.cpu.switch_out(bsp)
+        m.cpu.current = None
+
+    # -- LapicHost ------------------------------------------------------------------------
+    def apic_now(self, cpu: int) -> int:
+        return self.m.scheduler.now(self.m.harts[cpu])
+
+    def apic_arm(self, cpu: int, deadline: int) -> None:
+        hart = self.m.harts[cpu]
+        if deadline == NO_DEADLINE:
+            hart.deadline = NO_DEADLINE
+            hart.stip = False
+        else:
+            self.m.scheduler.set_timer(hart, deadline)
+
+    def apic_ipi(self, source: int, dest: int, shorthand: int, mode: int, vector: int, logical: bool) -> None:
+        m = self.m
+        if shorthand == SHORTHAND_SELF:
+            targets = [source]
+        elif shorthand == SHORTHAND_ALL:
+            targets = list(range(len(m.harts)))
+        elif shorthand == SHORTHAND_OTHERS:
+            targets = [i for i in range(len(m.harts)) if i != source]
+        elif logical:
+            targets = [i for i, lapic in enumerate(self.lapics) if lapic.matches_logical(dest)]
+        else:
+            targets = [i for i, lapic in enumerate(self.lapics) if dest in (lapic.apic_id, 0xFF)]
+        sender = m.harts[source]
+        for i in targets:
+            target = m.harts[i]
+            m.events.append(("ipi", source, m.clock.last_read, i))
+            if mode == DELIVERY_FIXED:
+                self.lapics[i].request(vector)
+                self._interrupt(sender, target)
+            elif mode == DELIVERY_INIT and i != source:
+                m.cpu.init(target)
+                target.state = HsmState.STOPPED
+                target.parked = False
+            elif mode == DELIVERY_SIPI and target.state == HsmState.STOPPED and m.cpu.sipi(target, vector):
+                target.state = HsmState.START_PENDING
+                target.round_bytes = max(target.round_bytes, m.scheduler.local_bytes(sender) - m.clock.round_start)
+
+    def _interrupt(self, sender: Hart, target: Hart) -> None:
+        """The target's local APIC has a new request: offer it now if it runs, else at its
+        next switch-in (waking it if it halted)."""
+        m = self.m
+        if target is m.cpu.current:
+            m.cpu.sync_lapic(target)
+            return
+        target.ssip_pending = True
+        m.scheduler.wake_by_ipi(sender, target)
+
+    def _isa_irq(self, line: int, level: bool) -> None:
+        """ISA interrupts reach the CPUs through the IOAPIC (not modelled yet: polled COM1)."""
+
+
+class _LapicPage:
+    """The local APIC's MMIO page: the running CPU's APIC answers."""
+
+    def __init__(self, pc: PcPlatform) -> None:
+        self.pc = pc
+
+    def read(self, offset: int, size: int) -> int:
+        cpu = self.pc.m.cpu
+        hart = cpu.current
+        assert hart is not None
+        cpu.sync_lapic(hart)  # what the CPU took since: ISR/IRR/PPR must show it
+        return self.pc.lapics[hart.id].read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        cpu = self.pc.m.cpu
+        hart = cpu.current
+        assert hart is not None
+        cpu.sync_lapic(hart)
+        self.pc.lapics[hart.id].write(offset, size, value)
+        cpu.sync_lapic(hart)  # EOI, TPR: the next vector may be deliverable now
+
+
+class _AcpiPm:
+    """The ACPI PM block at port 0x600: a sleep-enable write to PM1a_CNT powers off."""
+
+    def __init__(self, m: "Machine") -> None:
+        self.m = m
+
+    def read(self, offset: int, size: int) -> int:
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset == PM1A_CNT and value & PM1_SLP_EN:
+            self.m.request_exit(0, "ACPI power-off")
+
+
+class _Reserved:
+    """A region whose model is not there yet: reads 0, writes ignored."""
+
+    def read(self, offset: int, size: int) -> int:
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        pass
