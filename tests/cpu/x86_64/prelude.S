@@ -266,8 +266,8 @@ syscall_entry:
     inc rax
     sysretq
 
-    .weak ap_main
-ap_main:
+# an AP's default work (a test without `ap_main` gets `ap_main: jmp ap_idle`)
+ap_idle:
     sti
 13: hlt
     jmp 13b

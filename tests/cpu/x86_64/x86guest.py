@@ -62,12 +62,17 @@ def build(asm: str, workdir: Path, name: str = "guest") -> Path:
     """Assemble prelude + stubs + `asm` (intel syntax), link at 1 MiB with the AP
     trampoline at 0x8000; return the ELF path."""
     src = workdir / f"{name}.S"
+    if "ap_main:" not in asm:
+        asm += "\n    .section .text\nap_main:\n    jmp ap_idle\n"
     src.write_text(PRELUDE.read_text() + _stubs() + "    .section .text\n" + asm + "\n")
     obj = workdir / f"{name}.o"
     elf = workdir / f"{name}.elf"
-    subprocess.run([str(AS), "--64", "-o", str(obj), str(src)], check=True, capture_output=True, text=True)
-    subprocess.run([str(LD), "-nostdlib", "-static", "-Ttext=0x100000", "--section-start=.tramp=0x8000",
-                    "-z", "max-page-size=4096", "-o", str(elf), str(obj)], check=True, capture_output=True, text=True)
+    for cmd in ([str(AS), "--64", "-o", str(obj), str(src)],
+                [str(LD), "-nostdlib", "-static", "-Ttext=0x100000", "--section-start=.tramp=0x8000",
+                 "-z", "max-page-size=4096", "-o", str(elf), str(obj)]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode:
+            raise AssertionError(f"{cmd[0]} failed:\n{res.stderr}")
     return elf
 
 
