@@ -70,7 +70,11 @@ def load_kernel(path: str | Path, ram_base: int, ram_size: int, arch: str = "ris
     if data[:4] == b"\x7fELF":
         return _load_elf(path, data, ram_base, ram_base + ram_size, arch)
     if arch == "x86_64":
-        raise EmuError(f"{path}: not an x86_64 ELF kernel")
+        try:
+            _check_raw(path, data)
+        except EmuError:
+            raise EmuError(f"{path}: not an x86_64 ELF kernel") from None
+        raise EmuError(f"{path}: a riscv64 kernel image, expected x86_64 (run it with --arch riscv64)")
     _check_raw(path, data)
     return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])
 
