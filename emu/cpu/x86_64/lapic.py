@@ -40,6 +40,8 @@ class LapicHost(Protocol):
 
     def apic_ipi(self, source: int, dest: int, shorthand: int, mode: int, vector: int, logical: bool) -> None: ...
 
+    def apic_eoi(self, cpu: int, vector: int) -> None: ...
+
 
 @dataclass
 class Lapic:
@@ -86,9 +88,13 @@ class Lapic:
         self.irr &= ~(1 << vector)
         self.isr |= 1 << vector
 
-    def eoi(self) -> None:
-        if self.isr:
-            self.isr &= ~(1 << (self.isr.bit_length() - 1))
+    def eoi(self) -> int:
+        """End the highest vector in service; return it (-1: none)."""
+        if not self.isr:
+            return -1
+        vector = self.isr.bit_length() - 1
+        self.isr &= ~(1 << vector)
+        return vector
 
     # -- timer --------------------------------------------------------------------------
     def _divide(self) -> int:
@@ -179,7 +185,9 @@ class Lapic:
         elif reg == REG_TPR:
             self.tpr = value & 0xFF
         elif reg == REG_EOI:
-            self.eoi()
+            vector = self.eoi()
+            if vector >= 0:
+                self.host.apic_eoi(self.cpu, vector)  # level-triggered I/O APIC inputs
         elif reg == REG_LDR:
             self.ldr = value & 0xFF00_0000
         elif reg == REG_DFR:

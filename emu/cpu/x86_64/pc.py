@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emu.cpu.x86_64 import boot
+from emu.board import TIMEBASE_HZ
+from emu.cpu.x86_64 import acpi, boot
 from emu.cpu.x86_64.cpu import X86Cpu
-from emu.cpu.x86_64.lapic import (DELIVERY_FIXED, DELIVERY_INIT, DELIVERY_SIPI, NO_DEADLINE, SHORTHAND_ALL,
+from emu.cpu.x86_64.lapic import (APIC_BASE as LAPIC_BASE, DELIVERY_FIXED, DELIVERY_INIT, DELIVERY_SIPI, NO_DEADLINE, SHORTHAND_ALL,
                                   SHORTHAND_OTHERS, SHORTHAND_SELF, Lapic)
 from emu.devices.dma import GuestMemory
+from emu.devices.ioapic import IOAPIC_BASE, IoApic
 from emu.devices.irq import IrqLine
 from emu.devices.uart16550 import Uart16550
 from emu.errors import EmuError
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
 TSC_PER_TICK = 400  # the virtual TSC runs at 4 GHz (zCore assumes 4 GHz without CPUID 0x16)
 PM1_SLP_EN = 1 << 13
 PM1A_CNT = 4  # offset of PM1a_CNT in the ACPI PM block at 0x600 (QEMU q35: port 0x604)
+PM_TMR = 8  # the ACPI PM timer (port 0x608)
+PM_TIMER_HZ = 3_579_545
+IOAPIC_ID = 0  # as QEMU's pc machines
 
 
 class PcPlatform:
@@ -46,10 +51,11 @@ class PcPlatform:
         self.lapics = [Lapic(h.id, self, apic_id=h.id) for h in m.harts]
         for hart, lapic in zip(m.harts, self.lapics):
             cpu.add_cpu(hart, lapic)
+        self.ioapic = IoApic(IOAPIC_ID, self._deliver)
         m.uart = Uart16550(m.console_write, IrqLine(board.region("com1").irq or 4, self._isa_irq))
         for region in board.regions:
             device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
-                      "ioapic": _Reserved()}.get(region.kind)
+                      "ioapic": self.ioapic}.get(region.kind)
             if device is None:
                 continue
             if region.space == "io":
@@ -64,6 +70,8 @@ class PcPlatform:
             raise EmuError("--initrd: not supported for x86_64 ELF kernels yet")
         for addr, data in boot.boot_tables():
             m.cpu.write_phys(addr, data)
+        self.acpi, tables = acpi.build(len(m.harts), IOAPIC_ID, LAPIC_BASE, IOAPIC_BASE)
+        m.cpu.write_phys(acpi.ACPI_BASE, tables)
         for addr, data in m.kernel.segments:
             if addr < boot.BOOT_TABLES_END and addr + len(data) > boot.BOOT_TABLES:
                 raise EmuError(f"{m.kernel.path}: a segment at {addr:#x} overlaps the boot tables")
@@ -88,20 +96,32 @@ class PcPlatform:
         else:
             self.m.scheduler.set_timer(hart, deadline)
 
+    def apic_eoi(self, cpu: int, vector: int) -> None:
+        self.ioapic.eoi(vector)
+
+    def _targets(self, source: int, dest: int, shorthand: int, logical: bool) -> list[int]:
+        """The CPUs an interrupt message reaches (xAPIC physical or flat logical)."""
+        if shorthand == SHORTHAND_SELF:
+            return [source]
+        if shorthand == SHORTHAND_ALL:
+            return list(range(len(self.lapics)))
+        if shorthand == SHORTHAND_OTHERS:
+            return [i for i in range(len(self.lapics)) if i != source]
+        if logical:
+            return [i for i, lapic in enumerate(self.lapics) if lapic.matches_logical(dest)]
+        return [i for i, lapic in enumerate(self.lapics) if dest in (lapic.apic_id, 0xFF)]
+
+    def _deliver(self, dest: int, vector: int, logical: bool) -> None:
+        """An I/O APIC message: the vector to its destination CPUs' local APICs."""
+        m = self.m
+        for i in self._targets(-1, dest, 0, logical):
+            self.lapics[i].request(vector)
+            self._interrupt(m.cpu.current, m.harts[i])
+
     def apic_ipi(self, source: int, dest: int, shorthand: int, mode: int, vector: int, logical: bool) -> None:
         m = self.m
-        if shorthand == SHORTHAND_SELF:
-            targets = [source]
-        elif shorthand == SHORTHAND_ALL:
-            targets = list(range(len(m.harts)))
-        elif shorthand == SHORTHAND_OTHERS:
-            targets = [i for i in range(len(m.harts)) if i != source]
-        elif logical:
-            targets = [i for i, lapic in enumerate(self.lapics) if lapic.matches_logical(dest)]
-        else:
-            targets = [i for i, lapic in enumerate(self.lapics) if dest in (lapic.apic_id, 0xFF)]
         sender = m.harts[source]
-        for i in targets:
+        for i in self._targets(source, dest, shorthand, logical):
             target = m.harts[i]
             m.events.append(("ipi", source, m.clock.last_read, i))
             if mode == DELIVERY_FIXED:
@@ -115,18 +135,21 @@ class PcPlatform:
                 target.state = HsmState.START_PENDING
                 target.round_bytes = max(target.round_bytes, m.scheduler.local_bytes(sender) - m.clock.round_start)
 
-    def _interrupt(self, sender: Hart, target: Hart) -> None:
+    def _interrupt(self, sender: Hart | None, target: Hart) -> None:
         """The target's local APIC has a new request: offer it now if it runs, else at its
-        next switch-in (waking it if it halted)."""
+        next switch-in (waking it if it halted: at the sender's time, or between rounds)."""
         m = self.m
         if target is m.cpu.current:
             m.cpu.sync_lapic(target)
             return
         target.ssip_pending = True
-        m.scheduler.wake_by_ipi(sender, target)
+        if sender is not None:
+            m.scheduler.wake_by_ipi(sender, target)
 
     def _isa_irq(self, line: int, level: bool) -> None:
-        """ISA interrupts reach the CPUs through the IOAPIC (not modelled yet: polled COM1)."""
+        """ISA interrupts reach the I/O APIC's input of the same number (IRQ 0 is GSI 2,
+        as the MADT's override says)."""
+        self.ioapic.set_level(2 if line == 0 else line, level)
 
 
 class _LapicPage:
@@ -152,24 +175,21 @@ class _LapicPage:
 
 
 class _AcpiPm:
-    """The ACPI PM block at port 0x600: a sleep-enable write to PM1a_CNT powers off."""
+    """The ACPI PM block at port 0x600 (QEMU q35's): PM1a_CNT reads SCI_EN (ACPI mode, no
+    SMI hand-over), a sleep-enable write to it powers off; the PM timer at 0x608 counts
+    at 3.579545 MHz on the virtual clock (32 bits)."""
 
     def __init__(self, m: "Machine") -> None:
         self.m = m
 
     def read(self, offset: int, size: int) -> int:
+        if offset == PM1A_CNT:
+            return 1  # SCI_EN
+        if offset == PM_TMR:
+            cpu = self.m.cpu.current or self.m.harts[0]
+            return (self.m.scheduler.now(cpu) * PM_TIMER_HZ // TIMEBASE_HZ) & 0xFFFF_FFFF
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == PM1A_CNT and value & PM1_SLP_EN:
             self.m.request_exit(0, "ACPI power-off")
-
-
-class _Reserved:
-    """A region whose model is not there yet: reads 0, writes ignored."""
-
-    def read(self, offset: int, size: int) -> int:
-        return 0
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        pass

@@ -1,0 +1,125 @@
+"""The x86_64 PC board: COM1's interrupt through the I/O APIC, the ACPI tables a kernel
+finds (RSDP in the BIOS area, XSDT, FADT with the DSDT and power-off port, MADT with
+every CPU and the I/O APIC), the ACPI PM timer on the virtual clock."""
+from __future__ import annotations
+
+import struct
+
+from emu.cpu.x86_64 import acpi
+from emu.devices.ioapic import LEVEL, IoApic
+from tests.cpu.x86_64.x86guest import build, needs_x86, run
+
+
+def _sum_ok(data: bytes) -> bool:
+    return sum(data) & 0xFF == 0
+
+
+def test_acpi_tables_are_well_formed():
+    layout, blob = acpi.build(4, 0, 0xFEE0_0000, 0xFEC0_0000)
+
+    def at(addr: int, n: int) -> bytes:
+        return blob[addr - acpi.ACPI_BASE:addr - acpi.ACPI_BASE + n]
+
+    rsdp = at(layout.rsdp, 36)
+    assert rsdp[:8] == b"RSD PTR " and rsdp[15] == 2
+    assert _sum_ok(rsdp[:20]) and _sum_ok(rsdp)
+    xsdt_addr = struct.unpack_from("<Q", rsdp, 24)[0]
+    length = struct.unpack_from("<I", at(xsdt_addr, 8), 4)[0]
+    xsdt = at(xsdt_addr, length)
+    assert xsdt[:4] == b"XSDT" and _sum_ok(xsdt)
+    tables = {}
+    for (addr,) in struct.iter_unpack("<Q", xsdt[36:]):
+        n = struct.unpack_from("<I", at(addr, 8), 4)[0]
+        table = at(addr, n)
+        assert _sum_ok(table), table[:4]
+        tables[table[:4]] = table
+    fadt, madt = tables[b"FACP"], tables[b"APIC"]
+    dsdt_addr = struct.unpack_from("<Q", fadt, 140)[0]
+    assert at(dsdt_addr, 4) == b"DSDT" and acpi.DSDT_AML in at(dsdt_addr, 48)
+    assert struct.unpack_from("<I", fadt, 64)[0] == 0x604  # PM1a_CNT: zCore's and Linux's power-off
+    entries, off = [], 44
+    while off < len(madt):
+        kind, size = madt[off], madt[off + 1]
+        entries.append((kind, madt[off:off + size]))
+        off += size
+    lapics = [e for k, e in entries if k == 0]
+    assert [(e[2], e[3], e[4] & 1) for e in lapics] == [(i, i, 1) for i in range(4)]
+    [ioapic] = [e for k, e in entries if k == 1]
+    assert struct.unpack_from("<BII", ioapic, 2 + 0)[0] == 0 and struct.unpack_from("<I", ioapic, 4)[0] == 0xFEC0_0000
+
+
+def test_ioapic_level_inputs_wait_for_eoi():
+    sent = []
+    io = IoApic(0, lambda dest, vector, logical: sent.append((dest, vector)))
+    io.write(0, 4, 0x10 + 2 * 5)
+    io.write(0x10, 4, 0x35 | LEVEL)
+    io.set_level(5, True)
+    io.set_level(5, True)
+    assert sent == [(0, 0x35)]  # remote IRR holds it
+    io.eoi(0x35)
+    assert sent == [(0, 0x35), (0, 0x35)]  # still high: sent again
+    io.set_level(5, False)
+    io.eoi(0x35)
+    assert len(sent) == 2
+
+
+@needs_x86
+def test_com1_interrupt_through_the_ioapic_wakes_hlt(tmp_path):
+    elf = build("""
+main:
+    mov rbx, 0xFEC00000
+    mov dword ptr [rbx], 0x10 + 2 * 4         # redirection entry 4 (COM1): vector 0x24
+    mov dword ptr [rbx + 0x10], 0x24
+    mov dword ptr [rbx], 0x10 + 2 * 4 + 1
+    mov dword ptr [rbx + 0x10], 0               # to APIC 0
+    mov dword ptr [rbx], 1
+    mov eax, [rbx + 0x10]
+    mov [rip + ioapic_ver], rax
+    sti
+    mov dx, 0x3F9
+    mov al, 2                                   # IER: transmitter empty
+    out dx, al
+    .globl f_hlt
+f_hlt:
+    hlt
+    cmp qword ptr [rip + irq_count + 0x24 * 8], 0
+    je f_hlt
+    mov dx, 0x608
+    in eax, dx                                  # the ACPI PM timer
+    mov [rip + pm_timer], rax
+    POWER_OFF
+    .data
+    .globl ioapic_ver, pm_timer
+ioapic_ver: .quad 0
+pm_timer: .quad 0
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.word("ioapic_ver") == 0x0017_0020  # 24 inputs, version 0x20
+    [irq] = r.records()
+    assert (irq["vector"], irq["rip"]) == (0x24, r.sym("f_hlt") + 1)
+    assert 0 < r.word("pm_timer") < 3_579_545 // 100  # a few microseconds of virtual time
+
+
+@needs_x86
+def test_guest_finds_the_rsdp_in_the_bios_area(tmp_path):
+    elf = build("""
+main:
+    mov rsi, 0xE0000
+1:  mov rax, [rsi]
+    mov rbx, 0x2052545020445352                 # "RSD PTR "
+    cmp rax, rbx
+    je 2f
+    add rsi, 16
+    cmp rsi, 0x100000
+    jb 1b
+    xor esi, esi
+2:  mov [rip + rsdp_at], rsi
+    POWER_OFF
+    .data
+    .globl rsdp_at
+rsdp_at: .quad 0
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.word("rsdp_at") == acpi.ACPI_BASE
