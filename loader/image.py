@@ -35,6 +35,7 @@ class KernelImage:
     entry: int  # physical
     symbol_source: Callable[[], Symbols] | None = None  # parses the symbol table when first asked
     exec_segments: list[tuple[int, bytes]] = field(default_factory=list)  # (virtual address, code)
+    boot: object | None = None  # what the board's boot protocol needs (x86 bzImage: its header)
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property
@@ -69,11 +70,17 @@ def load_kernel(path: str | Path, ram_base: int, ram_size: int, arch: str = "ris
         raise EmuError(f"kernel is empty: {path}")
     if data[:4] == b"\x7fELF":
         return _load_elf(path, data, ram_base, ram_base + ram_size, arch)
+    if arch == "x86_64" and data[0x202:0x206] == b"HdrS":
+        from loader import bzimage
+
+        image = bzimage.parse(str(path), data)
+        addr = bzimage.load_address(image, ram_base + ram_size)
+        return KernelImage(path, "bzimage", [(addr, image.kernel)], addr + bzimage.ENTRY_64, boot=image)
     if arch == "x86_64":
         try:
             _check_raw(path, data)
         except EmuError:
-            raise EmuError(f"{path}: not an x86_64 ELF kernel") from None
+            raise EmuError(f"{path}: not an x86_64 kernel (ELF or bzImage)") from None
         raise EmuError(f"{path}: a riscv64 kernel image, expected x86_64 (run it with --arch riscv64)")
     _check_raw(path, data)
     return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])

@@ -24,6 +24,7 @@ from emu.errors import EmuError
 from emu.smp.clock import BYTES_PER_INSN
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
+from loader import bzimage
 
 if TYPE_CHECKING:
     from emu.machine import Machine
@@ -65,24 +66,46 @@ class PcPlatform:
         self._load(initrd)
 
     def _load(self, initrd: bytes | None) -> None:
+        """The boot tables, ACPI tables and kernel in RAM; the BSP to enter it (a bzImage
+        with its zero page, an ELF as is)."""
         m = self.m
-        if initrd is not None:
-            raise EmuError("--initrd: not supported for x86_64 ELF kernels yet")
+        kernel = m.kernel
+        if initrd is not None and kernel.kind != "bzimage":
+            raise EmuError("--initrd: only a bzImage kernel takes one on x86_64 so far")
         for addr, data in boot.boot_tables():
             m.cpu.write_phys(addr, data)
         self.acpi, tables = acpi.build(len(m.harts), IOAPIC_ID, LAPIC_BASE, IOAPIC_BASE)
         m.cpu.write_phys(acpi.ACPI_BASE, tables)
-        for addr, data in m.kernel.segments:
+        for addr, data in kernel.segments:
             if addr < boot.BOOT_TABLES_END and addr + len(data) > boot.BOOT_TABLES:
-                raise EmuError(f"{m.kernel.path}: a segment at {addr:#x} overlaps the boot tables")
+                raise EmuError(f"{kernel.path}: a segment at {addr:#x} overlaps the boot tables")
             if not m.cpu.write_phys(addr, data):
-                raise EmuError(f"{m.kernel.path}: a segment at {addr:#x} is outside RAM")
+                raise EmuError(f"{kernel.path}: a segment at {addr:#x} is outside RAM")
+        params = 0
+        if isinstance(kernel.boot, bzimage.BzImage):
+            params = self._linux_boot(kernel.boot, kernel.segments[0][0], initrd)
         bsp = m.harts[0]
         bsp.state = HsmState.START_PENDING
-        bsp.start = (m.kernel.entry, 0, 0)
+        bsp.start = (kernel.entry, 0, params)
         m.cpu.switch_in(bsp)  # apply the entry registers now, so a debugger sees them
         m.cpu.switch_out(bsp)
         m.cpu.current = None
+
+    def _linux_boot(self, image: "bzimage.BzImage", load_addr: int, initrd: bytes | None) -> int:
+        """The command line, initrd and zero page of the 64-bit boot protocol; returns the
+        zero page's address."""
+        m = self.m
+        ram_end = m.board.ram.end
+        m.cpu.write_phys(bzimage.CMDLINE, bzimage.command_line(image, m.board.bootargs))
+        placed = None
+        if initrd is not None:
+            kernel_end = load_addr + max(image.init_size, len(image.kernel))
+            placed = (bzimage.initrd_place(image, len(initrd), ram_end, kernel_end), len(initrd))
+            m.cpu.write_phys(placed[0], initrd)
+        e820 = bzimage.e820_map(ram_end, [(acpi.ACPI_BASE, acpi.ACPI_END)])
+        m.cpu.write_phys(bzimage.BOOT_PARAMS, bzimage.boot_params(image, m.board.bootargs, placed, e820,
+                                                                  self.acpi.rsdp))
+        return bzimage.BOOT_PARAMS
 
     # -- LapicHost ------------------------------------------------------------------------
     def apic_now(self, cpu: int) -> int:
