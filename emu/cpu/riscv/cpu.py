@@ -51,7 +51,7 @@ from emu.board import MROM_BASE, BoardSpec
 from emu.cpu import native
 from emu.cpu.engine import Engine
 from emu.cpu.riscv import csr
-from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
+from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, OFF_PC, blob_address, blob_u64, self_test
 from emu.cpu.riscv.gdb import RiscvGdbRegisters
 from emu.cpu.riscv.mmu import translate
 from emu.cpu.riscv.traceprobe import RiscvTraceProbes
@@ -690,4 +690,8 @@ class RiscvCpu:
 
     def set_pc(self, pc: int) -> None:
         self.wreg(UC_RISCV_REG_PC, pc)
+
+    def saved_pc(self, hart: Hart) -> int:
+        """The pc in a hart's saved context (it is not loaded)."""
+        return blob_u64(hart.ctx, OFF_PC).value
 

@@ -126,6 +126,23 @@ class X86Cpu:
         self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
         self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
         self.template = self.uc.context_save()  # long mode, no paging: what each CPU starts from
+        self._off_rip = self._find_rip_offset()
+
+    def _find_rip_offset(self) -> int:
+        """Where rip sits in a saved context (Unicorn's header, then QEMU's CPUX86State:
+        16 general registers, then eip); found once with two marker values, so a layout
+        change of the wheel fails here instead of misreporting pcs."""
+        offsets = None
+        for marker in (0x1234_5678_9ABC, 0x0FED_CBA9_8765):
+            self.wreg(X.UC_X86_REG_RIP, marker)
+            ctx = self.uc.context_save()
+            blob = ctypes.string_at(_blob(ctx), 1024)
+            found = {i for i in range(0, 1024 - 7, 8) if int.from_bytes(blob[i:i + 8], "little") == marker}
+            offsets = found if offsets is None else offsets & found
+        self.wreg(X.UC_X86_REG_RIP, 0)
+        if not offsets or len(offsets) != 1:
+            raise RuntimeError("the engine's x86 context layout is not the one emu knows (rip)")
+        return offsets.pop()
 
     def _bind_engine(self, tsc_per_tick: int) -> None:
         def fn(name: str, argtypes: list) -> Callable:
@@ -240,6 +257,10 @@ class X86Cpu:
 
     def set_pc(self, pc: int) -> None:
         self.wreg(X.UC_X86_REG_RIP, pc)
+
+    def saved_pc(self, hart: Hart) -> int:
+        """The rip in a CPU's saved context (it is not loaded)."""
+        return ctypes.c_uint64.from_address(_blob(hart.ctx) + self._off_rip).value
 
     def read_phys(self, paddr: int, size: int) -> bytes | None:
         if self.ram_base <= paddr and paddr + size <= self.ram_end:
@@ -400,3 +421,8 @@ class X86Cpu:
     def _on_insn_invalid(self, _uc: Uc, _ud: object) -> bool:
         self._on_intr(_uc, 6, _ud)
         return False
+
+
+def _blob(ctx: unicorn.UcContext) -> int:
+    """The address of a saved context's bytes."""
+    return ctypes.cast(ctx.context, ctypes.c_void_p).value or 0
