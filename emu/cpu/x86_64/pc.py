@@ -18,6 +18,7 @@ from emu.cpu.x86_64.lapic import (APIC_BASE as LAPIC_BASE, DELIVERY_FIXED, DELIV
                                   SHORTHAND_OTHERS, SHORTHAND_SELF, Lapic)
 from emu.devices.dma import GuestMemory
 from emu.devices.ioapic import IOAPIC_BASE, IoApic
+from emu.devices.pci_host import PciHost
 from emu.devices.irq import IrqLine
 from emu.devices.uart16550 import Uart16550
 from emu.errors import EmuError
@@ -56,7 +57,7 @@ class PcPlatform:
         m.uart = Uart16550(m.console_write, IrqLine(board.region("com1").irq or 4, self._isa_irq))
         for region in board.regions:
             device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
-                      "ioapic": self.ioapic}.get(region.kind)
+                      "ioapic": self.ioapic, "pci_host": PciHost()}.get(region.kind)
             if device is None:
                 continue
             if region.space == "io":

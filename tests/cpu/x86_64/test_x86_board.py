@@ -123,3 +123,27 @@ rsdp_at: .quad 0
     r = run(elf)
     assert r.result.exit_code == 0, r.result.reason
     assert r.word("rsdp_at") == acpi.ACPI_BASE
+
+
+@needs_x86
+def test_pci_configuration_space_is_empty(tmp_path):
+    elf = build("""
+main:
+    mov dx, 0xCF8
+    mov eax, 0x80000000                         # bus 0, device 0, function 0, register 0
+    out dx, eax
+    in eax, dx
+    mov [rip + address], rax
+    mov dx, 0xCFC
+    in eax, dx
+    mov [rip + vendor], rax
+    POWER_OFF
+    .data
+    .globl address, vendor
+address: .quad 0
+vendor: .quad 0
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.word("address") == 0x8000_0000
+    assert r.word("vendor") == 0xFFFF_FFFF  # no device
