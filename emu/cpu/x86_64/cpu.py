@@ -33,6 +33,9 @@ from emu.smp.hart import Hart
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 SPIN_LIMIT = 3
+POLL_THRESHOLD = 16  # reads of one port, close together, before time is skipped
+POLL_GAP_BYTES = 600  # code bytes between two reads that still count as a polling loop
+POLL_SKIP_MAX = 100  # ticks (10 us) skipped per read at most
 NATIVE_TRAP_LOOP_LIMIT = 1000
 TRAP_INT_N = 32  # uc_emu_native_traps bit: every `int n` with n >= 32
 TRAP_SYSCALL = 33  # uc_emu_native_traps bit: `syscall` natively
@@ -100,6 +103,7 @@ class X86Cpu:
         self.gdb = None  # GDB register file: not yet for x86_64
         self.trace = None  # trace probes: not yet for x86_64
         self.slots: dict[int, CpuSlot] = {}
+        self._poll = [-1, 0, 0]  # port, local bytes at its last read, reads in a row
         self._ports: list[tuple[int, int, Device]] = []
         self._keep_alive: list[object] = []
         self.budget = native.BudgetStruct()
@@ -211,10 +215,30 @@ class X86Cpu:
 
     def _on_in(self, _uc: Uc, port: int, size: int, _ud: object) -> int:
         self.budget.events += 1
+        self._poll_skip(port)
         hit = self._port(port)
         if hit is None:
             return (1 << (8 * size)) - 1  # nothing there: all ones, as on a PC
         return hit[0].read(hit[1], size)
+
+    def _poll_skip(self, port: int) -> None:
+        """A loop polling one port (a PIT count, port 0x61's OUT2) skips virtual time
+        forward, exponentially up to POLL_SKIP_MAX ticks per read, charged to its budget:
+        Linux's PIT calibration then costs thousands of reads, not millions.  As the
+        native rdtime skip: deterministic, it depends only on the code run."""
+        clock = self._clock
+        local = clock.hart_base + clock.slice_budget - self.budget.budget
+        poll = self._poll
+        if port == poll[0] and local - poll[1] < POLL_GAP_BYTES:
+            poll[2] += 1
+            if poll[2] > POLL_THRESHOLD:
+                skip = min(1 << min(poll[2] - POLL_THRESHOLD, 20), POLL_SKIP_MAX) * clock.bytes_per_tick
+                self.budget.budget -= skip
+                clock.skipped_bytes += skip
+                local += skip
+        else:
+            poll[2] = 0
+        poll[0], poll[1] = port, local
 
     def _on_out(self, _uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
         self.budget.events += 1
@@ -380,7 +404,11 @@ class X86Cpu:
             return
         if set_bits & self.IRQ_TIMER:
             hart.stip = False
-            self.slots[hart.id].lapic.timer_expired(self._now(hart))
+            now = self._now(hart)
+            if self.on_timer is not None:
+                self.on_timer(hart, now)  # the platform: APIC timer and board timers
+            else:
+                self.slots[hart.id].lapic.timer_expired(now)
         self.sync_lapic(hart)
 
     def apply_fences(self, hart: Hart) -> None:
@@ -389,6 +417,7 @@ class X86Cpu:
         hart.flush_pages.clear()
 
     now_fn: Callable[[Hart], int] | None = None
+    on_timer: Callable[[Hart, int], None] | None = None  # a CPU's timer deadline passed
 
     def _now(self, hart: Hart) -> int:
         assert self.now_fn is not None

@@ -17,6 +17,7 @@ from emu.cpu.x86_64.cpu import X86Cpu
 from emu.cpu.x86_64.lapic import (APIC_BASE as LAPIC_BASE, DELIVERY_FIXED, DELIVERY_INIT, DELIVERY_SIPI, NO_DEADLINE, SHORTHAND_ALL,
                                   SHORTHAND_OTHERS, SHORTHAND_SELF, Lapic)
 from emu.devices.dma import GuestMemory
+from emu.devices.i8254 import Pit, Port61
 from emu.devices.ioapic import IOAPIC_BASE, IoApic
 from emu.devices.pci_host import PciHost
 from emu.devices.irq import IrqLine
@@ -51,13 +52,19 @@ class PcPlatform:
         cpu.attach_clock(m.clock.native)
         cpu.now_fn = m.scheduler.now
         self.lapics = [Lapic(h.id, self, apic_id=h.id) for h in m.harts]
+        self.lapic_deadlines = [NO_DEADLINE] * len(m.harts)
+        self.pit_deadline = NO_DEADLINE  # the IRQ 0 armed on CPU 0
+        self.pit = Pit(self._now, TIMEBASE_HZ)
+        self.pit.on_program = lambda: self._arm(0)
+        cpu.on_timer = self._on_timer
         for hart, lapic in zip(m.harts, self.lapics):
             cpu.add_cpu(hart, lapic)
         self.ioapic = IoApic(IOAPIC_ID, self._deliver)
         m.uart = Uart16550(m.console_write, IrqLine(board.region("com1").irq or 4, self._isa_irq))
         for region in board.regions:
             device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
-                      "ioapic": self.ioapic, "pci_host": PciHost()}.get(region.kind)
+                      "ioapic": self.ioapic, "pci_host": PciHost(), "i8254": self.pit,
+                      "port61": Port61(self.pit)}.get(region.kind)
             if device is None:
                 continue
             if region.space == "io":
@@ -113,12 +120,38 @@ class PcPlatform:
         return self.m.scheduler.now(self.m.harts[cpu])
 
     def apic_arm(self, cpu: int, deadline: int) -> None:
-        hart = self.m.harts[cpu]
+        self.lapic_deadlines[cpu] = deadline
+        self._arm(cpu)
+
+    def _now(self) -> int:
+        m = self.m
+        return m.scheduler.now(m.cpu.current or m.harts[0])
+
+    def _arm(self, cpu: int) -> None:
+        """A CPU's one scheduler deadline: its APIC timer's, and on CPU 0 also the PIT's
+        next IRQ 0 (the board's timer events ride on the boot CPU's deadline)."""
+        m = self.m
+        hart = m.harts[cpu]
+        deadline = self.lapic_deadlines[cpu]
+        if cpu == 0:
+            self.pit_deadline = self.pit.next_irq()
+            deadline = min(deadline, self.pit_deadline)
         if deadline == NO_DEADLINE:
             hart.deadline = NO_DEADLINE
             hart.stip = False
+        elif hart is m.cpu.current:
+            m.scheduler.set_timer(hart, deadline)  # cuts the running slice at the deadline
         else:
-            self.m.scheduler.set_timer(hart, deadline)
+            hart.deadline = deadline
+            hart.stip = False
+
+    def _on_timer(self, hart: Hart, now: int) -> None:
+        """`hart`'s deadline passed: its APIC timer, and on CPU 0 the PIT's IRQ 0."""
+        self.lapics[hart.id].timer_expired(now)
+        if hart.id == 0 and self.pit_deadline <= now:
+            self._isa_irq(0, True)  # an edge on GSI 2
+            self._isa_irq(0, False)
+        self._arm(hart.id)
 
     def apic_eoi(self, cpu: int, vector: int) -> None:
         self.ioapic.eoi(vector)

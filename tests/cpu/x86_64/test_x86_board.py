@@ -147,3 +147,54 @@ vendor: .quad 0
     assert r.result.exit_code == 0, r.result.reason
     assert r.word("address") == 0x8000_0000
     assert r.word("vendor") == 0xFFFF_FFFF  # no device
+
+
+@needs_x86
+def test_pit_channel_0_ticks_through_the_ioapic_and_channel_2_counts(tmp_path):
+    elf = build("""
+main:
+    mov rbx, 0xFEC00000
+    mov dword ptr [rbx], 0x10 + 2 * 2           # GSI 2 (ISA IRQ 0): vector 0x30
+    mov dword ptr [rbx + 0x10], 0x30
+    mov dword ptr [rbx], 0x10 + 2 * 2 + 1
+    mov dword ptr [rbx + 0x10], 0
+    mov al, 0x34                                # channel 0, lo/hi, mode 2
+    out 0x43, al
+    mov al, 0xA9                                # 1193 clocks: 1 ms
+    out 0x40, al
+    mov al, 0x04
+    out 0x40, al
+    sti
+1:  hlt
+    cmp qword ptr [rip + irq_count + 0x30 * 8], 5
+    jb 1b
+    cli
+    mov al, 0x30                                # channel 0 to mode 0, no count: no more ticks
+    out 0x43, al
+    in al, 0x61                                 # channel 2: gate on, mode 0, 0x2000 clocks
+    and al, 0xFC
+    or al, 1
+    out 0x61, al
+    mov al, 0xB0
+    out 0x43, al
+    mov al, 0
+    out 0x42, al
+    mov al, 0x20
+    out 0x42, al
+    xor ecx, ecx
+2:  inc rcx
+    in al, 0x61
+    test al, 0x20                               # OUT2: terminal count reached
+    jz 2b
+    mov [rip + polls], rcx
+    POWER_OFF
+    .data
+    .globl polls
+polls: .quad 0
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    ticks = [x for x in r.records() if x["vector"] == 0x30]
+    assert len(ticks) == 5
+    assert r.result.stats["vtime_s"] >= 0.005  # five 1 ms ticks of virtual time
+    assert r.word("polls") > 1
