@@ -94,7 +94,7 @@ PC_RAM_MAX = 0xC000_0000  # RAM below the 32-bit PCI/APIC hole (no RAM above 4 G
 def pc_regions(ram_size: int) -> list[Region]:
     """The x86_64 PC board (as QEMU q35 places them): RAM from 0, the local APIC and the
     IOAPIC at their architectural addresses, the i8254 PIT on IRQ 0 (port 0x61: its channel 2
-    gate), COM1 at port 0x3F8 on ISA IRQ 4, the ACPI PM
+    gate), the CMOS clock at 0x70, COM1 at port 0x3F8 on ISA IRQ 4, the ACPI PM
     block at 0x600 (PM1a control at 0x604: a sleep-enable write powers off, zCore's
     shutdown) and PCI configuration mechanism #1 at 0xCF8/0xCFC."""
     return [
@@ -103,6 +103,7 @@ def pc_regions(ram_size: int) -> list[Region]:
         Region("lapic", 0xFEE0_0000, 0x1000, "lapic"),
         Region("pit", 0x40, 4, "i8254", irq=0, space="io"),
         Region("port61", 0x61, 1, "port61", space="io"),
+        Region("rtc", 0x70, 2, "mc146818", irq=8, space="io"),
         Region("com1", 0x3F8, 8, "uart16550", irq=4, space="io"),
         Region("acpi-pm", 0x600, 0x80, "acpi_pm", space="io"),
         Region("pci-config", 0xCF8, 8, "pci_host", space="io"),

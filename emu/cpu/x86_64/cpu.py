@@ -33,16 +33,13 @@ from emu.smp.hart import Hart
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 SPIN_LIMIT = 3
-POLL_THRESHOLD = 16  # reads of one port, close together, before time is skipped
-POLL_GAP_BYTES = 600  # code bytes between two reads that still count as a polling loop
-POLL_SKIP_MAX = 100  # ticks (10 us) skipped per read at most
+PORT_IO_TICKS = 10  # virtual time one IN or OUT takes: 1 us (an ISA bus cycle)
 NATIVE_TRAP_LOOP_LIMIT = 1000
 TRAP_INT_N = 32  # uc_emu_native_traps bit: every `int n` with n >= 32
 TRAP_SYSCALL = 33  # uc_emu_native_traps bit: `syscall` natively
 COUNT_IRQ = 34  # native count index: external interrupts taken
 NATIVE_TRAPS = frozenset(range(34))
 IF_MASK = 1 << 9
-HLT = 0xF4
 _MSR_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64))
 MSR_APIC_BASE = 0x1B
 APIC_BASE_ENABLE = 1 << 11
@@ -54,7 +51,7 @@ class CpuState(ctypes.Structure):
     context blob, kept in its TLB set)."""
 
     _fields_ = [("irq", ctypes.c_int32), ("taken", ctypes.c_int32), ("apic_id", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32), ("irqs", ctypes.c_uint64)]
+                ("halted", ctypes.c_uint32), ("irqs", ctypes.c_uint64)]
 
 
 class CpuHost(Protocol):
@@ -103,7 +100,6 @@ class X86Cpu:
         self.gdb = None  # GDB register file: not yet for x86_64
         self.trace = None  # trace probes: not yet for x86_64
         self.slots: dict[int, CpuSlot] = {}
-        self._poll = [-1, 0, 0]  # port, local bytes at its last read, reads in a row
         self._ports: list[tuple[int, int, Device]] = []
         self._keep_alive: list[object] = []
         self.budget = native.BudgetStruct()
@@ -215,33 +211,24 @@ class X86Cpu:
 
     def _on_in(self, _uc: Uc, port: int, size: int, _ud: object) -> int:
         self.budget.events += 1
-        self._poll_skip(port)
+        self._port_time()
         hit = self._port(port)
         if hit is None:
             return (1 << (8 * size)) - 1  # nothing there: all ones, as on a PC
         return hit[0].read(hit[1], size)
 
-    def _poll_skip(self, port: int) -> None:
-        """A loop polling one port (a PIT count, port 0x61's OUT2) skips virtual time
-        forward, exponentially up to POLL_SKIP_MAX ticks per read, charged to its budget:
-        Linux's PIT calibration then costs thousands of reads, not millions.  As the
-        native rdtime skip: deterministic, it depends only on the code run."""
-        clock = self._clock
-        local = clock.hart_base + clock.slice_budget - self.budget.budget
-        poll = self._poll
-        if port == poll[0] and local - poll[1] < POLL_GAP_BYTES:
-            poll[2] += 1
-            if poll[2] > POLL_THRESHOLD:
-                skip = min(1 << min(poll[2] - POLL_THRESHOLD, 20), POLL_SKIP_MAX) * clock.bytes_per_tick
-                self.budget.budget -= skip
-                clock.skipped_bytes += skip
-                local += skip
-        else:
-            poll[2] = 0
-        poll[0], poll[1] = port, local
+    def _port_time(self) -> None:
+        """A port access takes PORT_IO_TICKS of virtual time, as an ISA bus cycle does on a
+        PC (about a microsecond): a loop polling the PIT or port 0x61 then reads it at a
+        steady, realistic rate (Linux's TSC calibration rejects uneven ones) and a 10 ms
+        calibration costs ten thousand Python reads, not millions.  Deterministic."""
+        skip = PORT_IO_TICKS * self._clock.bytes_per_tick
+        self.budget.budget -= skip
+        self._clock.skipped_bytes += skip
 
     def _on_out(self, _uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
         self.budget.events += 1
+        self._port_time()
         hit = self._port(port)
         if hit is not None:
             hit[0].write(hit[1], size, value & ((1 << (8 * size)) - 1))
@@ -351,6 +338,8 @@ class X86Cpu:
         uc = self.uc
         self.stop_reason = None
         uc._hook_exception = None
+        state = self.slots[hart.id].state
+        state.halted = 0
         err = self._run_slice(self._io_ptr, budget)
         if uc._hook_exception is not None:
             exc, uc._hook_exception = uc._hook_exception, None
@@ -364,16 +353,9 @@ class X86Cpu:
             return "spin"
         if b.stopped:
             return "budget"
-        if self._after_hlt():
+        if state.halted:  # the engine saw HLT
             return "wfi"
         return "yield"
-
-    def _after_hlt(self) -> bool:
-        rip = self._io.pc
-        if not self.rreg(X.UC_X86_REG_CR0) & 1:  # real mode: linear = CS << 4 + IP
-            rip += self.rreg(X.UC_X86_REG_CS) << 4
-        byte = self.read_virt_current(rip - 1, 1)
-        return byte is not None and byte[0] == HLT
 
     def stop(self, reason: str) -> None:
         """End the running slice from inside a hook (synchronous)."""

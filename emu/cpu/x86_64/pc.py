@@ -19,6 +19,7 @@ from emu.cpu.x86_64.lapic import (APIC_BASE as LAPIC_BASE, DELIVERY_FIXED, DELIV
 from emu.devices.dma import GuestMemory
 from emu.devices.i8254 import Pit, Port61
 from emu.devices.ioapic import IOAPIC_BASE, IoApic
+from emu.devices.mc146818 import Mc146818
 from emu.devices.pci_host import PciHost
 from emu.devices.irq import IrqLine
 from emu.devices.uart16550 import Uart16550
@@ -64,7 +65,8 @@ class PcPlatform:
         for region in board.regions:
             device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
                       "ioapic": self.ioapic, "pci_host": PciHost(), "i8254": self.pit,
-                      "port61": Port61(self.pit)}.get(region.kind)
+                      "port61": Port61(self.pit),
+                      "mc146818": Mc146818(lambda: self._now() / TIMEBASE_HZ)}.get(region.kind)
             if device is None:
                 continue
             if region.space == "io":

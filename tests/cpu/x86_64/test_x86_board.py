@@ -198,3 +198,34 @@ polls: .quad 0
     assert len(ticks) == 5
     assert r.result.stats["vtime_s"] >= 0.005  # five 1 ms ticks of virtual time
     assert r.word("polls") > 1
+
+
+@needs_x86
+def test_cmos_clock_reads_a_fixed_date_on_the_virtual_clock(tmp_path):
+    elf = build("""
+main:
+    mov al, 0x0A
+    out 0x70, al
+    in al, 0x71
+    mov [rip + status_a], al                    # UIP clear
+    xor ebx, ebx
+    lea rdi, [rip + date]
+1:  lea rdx, [rip + regs]
+    mov al, [rdx + rbx]
+    out 0x70, al
+    in al, 0x71
+    mov [rdi + rbx], al
+    inc ebx
+    cmp ebx, 4
+    jb 1b
+    POWER_OFF
+    .data
+regs: .byte 0x09, 0x08, 0x07, 0x32                 # year, month, day, century
+    .globl status_a, date
+status_a: .byte 0
+date: .byte 0, 0, 0, 0
+""", tmp_path)
+    r = run(elf)
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.machine.cpu.read_phys(r.sym("status_a"), 1)[0] & 0x80 == 0
+    assert r.machine.cpu.read_phys(r.sym("date"), 4) == bytes([0x24, 0x01, 0x01, 0x20])  # 2024-01-01, BCD
