@@ -49,3 +49,22 @@ def test_two_runs_give_identical_consoles(linux):
     assert runs[0].returncode == 0
     assert re.search(rb"\[\s+\d+\.\d{6}\] Run /init", runs[0].stdout)  # printk timestamps included
     assert runs[0].stdout == runs[1].stdout
+
+
+def test_interactive_prompt_through_com1_interrupts(linux):
+    import pexpect
+
+    image, initrd = linux
+    cmd = emu_cmd("run", "--arch", "x86_64", "--smp", "2", "-m", "256M", "--kernel", image, "--initrd", initrd,
+                  "--append", "console=ttyS0", "--timeout", "240")
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=120)
+    try:
+        child.expect("linux> ")
+        child.sendline("echo hello")  # typed input: COM1's receive interrupt through the I/O APIC
+        child.expect("hello")
+        child.expect("linux> ")
+        child.sendline("poweroff")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
