@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class DebugHooks:
-    """Mixed into a CPU adapter, which provides uc, engine, current, run, stop and set_pc."""
+    """Mixed into a CPU adapter, which provides uc, engine, current, run, stop, set_pc,
+    read_phys and virt_to_phys (its page-table walk)."""
 
     uc: Uc
     engine: "Engine"
@@ -27,6 +28,24 @@ class DebugHooks:
     def stop(self, reason: str) -> None: ...  # noqa: D102 - the adapter's
 
     def set_pc(self, pc: int) -> None: ...  # noqa: D102 - the adapter's
+
+    def read_phys(self, paddr: int, size: int) -> bytes | None: ...  # noqa: D102 - the adapter's
+
+    def virt_to_phys(self, vaddr: int, root: int) -> int | None: ...  # noqa: D102 - the adapter's
+
+    def read_virt(self, vaddr: int, size: int, root: int) -> bytes | None:
+        """Read guest memory through the page tables at `root` (0: physical), page by page."""
+        out = b""
+        while size > 0:
+            chunk = min(size, 4096 - (vaddr & 0xFFF))
+            paddr = self.virt_to_phys(vaddr, root)
+            data = None if paddr is None else self.read_phys(paddr, chunk)
+            if data is None:
+                return None
+            out += data
+            vaddr += chunk
+            size -= chunk
+        return out
 
     def add_code_hook(self, addr: int, fn: Callable[[int], None]) -> int:
         """Call fn(pc) before the instruction at virtual `addr` runs (any CPU)."""

@@ -397,20 +397,6 @@ class RiscvCpu(DebugHooks):
     def virt_to_phys(self, vaddr: int, satp: int) -> int | None:
         return translate(satp, vaddr & MASK64, self._pte)
 
-    def read_virt(self, vaddr: int, size: int, satp: int) -> bytes | None:
-        """Read guest memory through `satp`'s page tables (page by page)."""
-        out = b""
-        while size > 0:
-            chunk = min(size, 4096 - (vaddr & 0xFFF))
-            paddr = self.virt_to_phys(vaddr, satp)
-            data = None if paddr is None else self.read_phys(paddr, chunk)
-            if data is None:
-                return None
-            out += data
-            vaddr += chunk
-            size -= chunk
-        return out
-
     def current_satp(self, priv: int) -> int:
         """satp that applies to the running hart's accesses at `priv` (0 = bare)."""
         if priv == csr.PRV_M:
