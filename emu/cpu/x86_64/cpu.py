@@ -25,13 +25,18 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.board import BoardSpec
 from emu.cpu import native
+from emu.cpu.debughooks import DebugHooks
 from emu.cpu.engine import Engine
 from emu.cpu.x86_64 import boot
+from emu.cpu.x86_64.gdb import X86GdbRegisters
+from emu.cpu.x86_64.mmu import translate
+from emu.cpu.x86_64.traceprobe import X86TraceProbes
 from emu.cpu.x86_64.lapic import Lapic
 from emu.devices import Device
 from emu.smp.hart import Hart
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
+FLUSH_ALL = (1 << 64) - 1  # uc_emu_tlb_flush_page: every page
 SPIN_LIMIT = 3
 PORT_IO_TICKS = 10  # virtual time one IN or OUT takes: 1 us (an ISA bus cycle)
 NATIVE_TRAP_LOOP_LIMIT = 1000
@@ -76,8 +81,9 @@ class CpuSlot:
     ports: dict[int, int] = field(default_factory=dict)
 
 
-class X86Cpu:
-    """One Unicorn instance, its RAM, port and MMIO devices, and the CPUs' contexts."""
+class X86Cpu(DebugHooks):
+    """One Unicorn instance, its RAM, port and MMIO devices, and the CPUs' contexts (hooks
+    on addresses, steps and inspection: DebugHooks)."""
 
     IRQ_TIMER = 1  # the local APIC timer expired
     IRQ_SOFT = 2  # the local APIC has a vector to offer (IPI, device)
@@ -97,8 +103,8 @@ class X86Cpu:
         self.uc.mem_map_ptr(ram.base, ram.size, unicorn.UC_PROT_ALL, self._ram_ptr)
         self.current: Hart | None = None
         self.stop_reason: str | None = None
-        self.gdb = None  # GDB register file: not yet for x86_64
-        self.trace = None  # trace probes: not yet for x86_64
+        self.gdb = X86GdbRegisters(self)  # the registers as the GDB stub sees them
+        self.trace = X86TraceProbes(self)  # what the tracer asks of the architecture
         self.slots: dict[int, CpuSlot] = {}
         self._ports: list[tuple[int, int, Device]] = []
         self._keep_alive: list[object] = []
@@ -286,11 +292,20 @@ class X86Cpu:
             return True
         return False
 
+    def xreg(self, n: int) -> int:
+        """General register n in the x86 encoding order (rax, rcx, rdx, rbx, rsp, ...)."""
+        return self.rreg(_ENCODED_GPRS[n])
+
+    def _pte(self, paddr: int) -> int | None:
+        data = self.read_phys(paddr, 8)
+        return None if data is None else int.from_bytes(data, "little")
+
+    def virt_to_phys(self, vaddr: int, cr3: int) -> int | None:
+        return translate(cr3, vaddr & ((1 << 64) - 1), self._pte)
+
     def read_virt_current(self, vaddr: int, size: int) -> bytes | None:
-        try:
-            return bytes(self.uc.vmem_read(vaddr, unicorn.UC_PROT_EXEC, size))
-        except (UcError, AttributeError):
-            return self.read_phys(vaddr, size)
+        """Guest memory as the running CPU sees it."""
+        return self.read_virt(vaddr, size, self.gdb.translation())
 
     # -- switching CPUs ---------------------------------------------------------------------
     def switch_in(self, hart: Hart) -> None:
@@ -394,7 +409,10 @@ class X86Cpu:
         self.sync_lapic(hart)
 
     def apply_fences(self, hart: Hart) -> None:
-        """x86 has no remote fences (the guest's IPIs and invlpg do that)."""
+        """x86 has no remote fences (the guest's IPIs and invlpg do that); a debugger that
+        changed a halted CPU's registers (CR3) asks for a flush of its TLB."""
+        if hart.flush_tlb:
+            self.engine.tlb_flush_page(FLUSH_ALL)
         hart.flush_tlb = False
         hart.flush_pages.clear()
 
@@ -437,3 +455,7 @@ class X86Cpu:
 def _blob(ctx: unicorn.UcContext) -> int:
     """The address of a saved context's bytes."""
     return ctypes.cast(ctx.context, ctypes.c_void_p).value or 0
+
+
+_ENCODED_GPRS = [X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX, X.UC_X86_REG_RSP,
+                 X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI] + [getattr(X, f"UC_X86_REG_R{i}") for i in range(8, 16)]
