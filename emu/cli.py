@@ -241,7 +241,14 @@ def gdb_cmd(kernel: str, port: int) -> None:
         raise EmuError("gdb-multiarch not found (apt-get install gdb-multiarch)")
     if not Path(kernel).is_file():
         raise EmuError(f"kernel not found: {kernel}")
-    os.execv(gdb, [gdb, "-q", "-ex", "set architecture riscv:rv64", "-ex", f"target remote 127.0.0.1:{port}", kernel])
+    with open(kernel, "rb") as f:
+        head = f.read(20)
+    machine = int.from_bytes(head[18:20], "little") if head[:4] == b"\x7fELF" else 0
+    arch = GDB_ARCH.get(machine, "riscv:rv64")  # the ELF's e_machine: x86-64 (62), else riscv
+    os.execv(gdb, [gdb, "-q", "-ex", f"set architecture {arch}", "-ex", f"target remote 127.0.0.1:{port}", kernel])
+
+
+GDB_ARCH = {243: "riscv:rv64", 62: "i386:x86-64"}
 
 
 def _default_kernel() -> str:
