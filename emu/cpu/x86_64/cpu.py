@@ -28,8 +28,10 @@ from emu.cpu import native
 from emu.cpu.debughooks import DebugHooks
 from emu.cpu.engine import Engine
 from emu.cpu.x86_64 import boot
+from emu.cpu.x86_64.engine import CpuState, X86Engine
 from emu.cpu.x86_64.gdb import X86GdbRegisters
 from emu.cpu.x86_64.mmu import translate
+from emu.cpu.x86_64.ports import PortBus
 from emu.cpu.x86_64.traceprobe import X86TraceProbes
 from emu.cpu.x86_64.lapic import Lapic
 from emu.devices import Device
@@ -38,25 +40,15 @@ from emu.smp.hart import Hart
 UNTIL = 0xFFFF_FFFF_FFFF_FFFE  # an address no guest executes: slices end by budget or stop
 FLUSH_ALL = (1 << 64) - 1  # uc_emu_tlb_flush_page: every page
 SPIN_LIMIT = 3
-PORT_IO_TICKS = 10  # virtual time one IN or OUT takes: 1 us (an ISA bus cycle)
 NATIVE_TRAP_LOOP_LIMIT = 1000
 TRAP_INT_N = 32  # uc_emu_native_traps bit: every `int n` with n >= 32
 TRAP_SYSCALL = 33  # uc_emu_native_traps bit: `syscall` natively
 COUNT_IRQ = 34  # native count index: external interrupts taken
 NATIVE_TRAPS = frozenset(range(34))
 IF_MASK = 1 << 9
-_MSR_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64))
 MSR_APIC_BASE = 0x1B
 APIC_BASE_ENABLE = 1 << 11
 APIC_BASE_BSP = 1 << 8
-
-
-class CpuState(ctypes.Structure):
-    """Mirror of `struct emu_x86_cpu` in the engine patch (a CPU's state outside the
-    context blob, kept in its TLB set)."""
-
-    _fields_ = [("irq", ctypes.c_int32), ("taken", ctypes.c_int32), ("apic_id", ctypes.c_uint32),
-                ("halted", ctypes.c_uint32), ("irqs", ctypes.c_uint64)]
 
 
 class CpuHost(Protocol):
@@ -106,8 +98,6 @@ class X86Cpu(DebugHooks):
         self.gdb = X86GdbRegisters(self)  # the registers as the GDB stub sees them
         self.trace = X86TraceProbes(self)  # what the tracer asks of the architecture
         self.slots: dict[int, CpuSlot] = {}
-        self._ports: list[tuple[int, int, Device]] = []
-        self._keep_alive: list[object] = []
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
         self.budget.spin_limit = SPIN_LIMIT
@@ -126,11 +116,10 @@ class X86Cpu(DebugHooks):
         self._run_slice = lib.emu_run_slice
         self._run_slice.argtypes = [ctypes.c_void_p, ctypes.c_int64]
         self._run_slice.restype = ctypes.c_int
-        self._bind_engine(tsc_per_tick)
+        self.x86 = X86Engine(self._h, tsc_per_tick, self._on_msr)
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_intr)
         self.uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_insn_invalid)
-        self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
-        self.uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
+        self.ports = PortBus(self.uc, self.budget)
         self.template = self.uc.context_save()  # long mode, no paging: what each CPU starts from
         self._off_rip = self._find_rip_offset()
 
@@ -150,33 +139,11 @@ class X86Cpu(DebugHooks):
             raise RuntimeError("the engine's x86 context layout is not the one emu knows (rip)")
         return offsets.pop()
 
-    def _bind_engine(self, tsc_per_tick: int) -> None:
-        def fn(name: str, argtypes: list) -> Callable:
-            f = getattr(uclib, name)
-            f.argtypes, f.restype = argtypes, ctypes.c_int
-            return f
-
-        self._cpu_state = fn("uc_emu_cpu_state", [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)])
-        self._irq_update = fn("uc_emu_irq_update", [ctypes.c_void_p])
-        self._init_sipi = fn("uc_emu_init_sipi", [ctypes.c_void_p, ctypes.c_int])
-        self._context_restore = fn("uc_context_restore", [ctypes.c_void_p, ctypes.c_void_p])
-        self._context_save = fn("uc_context_save", [ctypes.c_void_p, ctypes.c_void_p])
-        self._tlb_switch = fn("uc_emu_tlb_switch", [ctypes.c_void_p, ctypes.c_void_p])
-        setup = fn("uc_emu_x86_setup", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p])
-        msr_cb = _MSR_FN(self._on_msr)
-        self._keep_alive.append(msr_cb)
-        err = setup(self._h, tsc_per_tick, ctypes.cast(msr_cb, ctypes.c_void_p), None)
-        if err:
-            raise UcError(err)
-
     # -- set-up ------------------------------------------------------------------------
     def add_cpu(self, hart: Hart, lapic: Lapic) -> None:
         """Give `hart` its TLB set, APIC ID and local APIC; its context is the reset one."""
         tlb = self.engine.tlb_new()
-        out = ctypes.c_void_p()
-        if self._cpu_state(self._h, tlb, ctypes.byref(out)):
-            raise RuntimeError("the engine has no x86 CPU state")
-        state = CpuState.from_address(out.value or 0)
+        state = self.x86.cpu_state(tlb)
         state.apic_id = lapic.apic_id
         base = 0xFEE0_0000 | APIC_BASE_ENABLE | (APIC_BASE_BSP if hart.id == 0 else 0)
         self.slots[hart.id] = CpuSlot(tlb, state, lapic, base, wait_for_sipi=hart.id != 0)
@@ -207,41 +174,11 @@ class X86Cpu(DebugHooks):
 
     def map_ports(self, base: int, size: int, device: Device) -> None:
         """A device in port I/O space (IN/OUT reach `device.read/write(offset, size)`)."""
-        self._ports.append((base, base + size, device))
-
-    def _port(self, port: int) -> tuple[Device, int] | None:
-        for start, end, device in self._ports:
-            if start <= port < end:
-                return device, port - start
-        return None
-
-    def _on_in(self, _uc: Uc, port: int, size: int, _ud: object) -> int:
-        self.budget.events += 1
-        self._port_time()
-        hit = self._port(port)
-        if hit is None:
-            return (1 << (8 * size)) - 1  # nothing there: all ones, as on a PC
-        return hit[0].read(hit[1], size)
-
-    def _port_time(self) -> None:
-        """A port access takes PORT_IO_TICKS of virtual time, as an ISA bus cycle does on a
-        PC (about a microsecond): a loop polling the PIT or port 0x61 then reads it at a
-        steady, realistic rate (Linux's TSC calibration rejects uneven ones) and a 10 ms
-        calibration costs ten thousand Python reads, not millions.  Deterministic."""
-        skip = PORT_IO_TICKS * self._clock.bytes_per_tick
-        self.budget.budget -= skip
-        self._clock.skipped_bytes += skip
-
-    def _on_out(self, _uc: Uc, port: int, size: int, value: int, _ud: object) -> None:
-        self.budget.events += 1
-        self._port_time()
-        hit = self._port(port)
-        if hit is not None:
-            hit[0].write(hit[1], size, value & ((1 << (8 * size)) - 1))
+        self.ports.map(base, size, device)
 
     def attach_clock(self, clock: native.ClockStruct) -> None:
         """The TSC reads the virtual clock natively (ticks times tsc_per_tick)."""
-        self._clock = clock
+        self._clock = self.ports.clock = clock
         fn = ctypes.cast(self._native_lib.emu_rdtime, ctypes.c_void_p).value or 0
         self.engine.set_rdtime(fn, ctypes.addressof(clock))
 
@@ -311,17 +248,14 @@ class X86Cpu(DebugHooks):
     def switch_in(self, hart: Hart) -> None:
         self.current = hart
         slot = self.slots[hart.id]
-        err = self._context_restore(self._h, hart.ctx.context)
-        if err:
-            raise UcError(err)
-        self._tlb_switch(self._h, slot.tlb_set)  # TLB, APIC ID and interrupt line
+        self.x86.load(_blob(hart.ctx), slot.tlb_set)  # context, TLB, APIC ID, interrupt line
         if hart.start is not None:
             pc, rdi, rsi = hart.start
             hart.start = None
             boot.enter_long_mode(self, pc, rdi, rsi)
         if slot.sipi is not None:
             vector, slot.sipi = slot.sipi, None
-            self._init_sipi(self._h, vector)
+            self.x86.init_sipi(vector)
         hart.ssip_pending = False
         if hart.stip:
             self.update_mip(self.IRQ_TIMER, 0)
@@ -329,9 +263,7 @@ class X86Cpu(DebugHooks):
 
     def switch_out(self, hart: Hart) -> None:
         self.sync_lapic(hart)
-        err = self._context_save(self._h, hart.ctx.context)
-        if err:
-            raise UcError(err)
+        self.x86.save(_blob(hart.ctx))
 
     def sync_lapic(self, hart: Hart) -> None:
         """Tell the local APIC what the CPU took, and offer the engine its next vector."""
@@ -344,7 +276,7 @@ class X86Cpu(DebugHooks):
         if vector != slot.offered:
             slot.offered = state.irq = vector
             if hart is self.current:
-                self._irq_update(self._h)
+                self.x86.irq_update()
 
     # -- running ----------------------------------------------------------------------------
     def run(self, hart: Hart, budget: int) -> str:
