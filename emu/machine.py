@@ -615,8 +615,8 @@ class Machine:
         if self.tracer:
             self.tracer.on_trap(hart, cause, epc, tval, priv)
         self.events.append(("trap", hart.id, self.clock.last_read, cause, epc, tval, priv))
-        if cause in (csr.CAUSE_USER_ECALL, csr.CAUSE_SUPERVISOR_ECALL):
-            return
+        if cause == csr.CAUSE_SUPERVISOR_ECALL or self.cpu.trace.is_syscall(cause):
+            return  # system calls are not faults
         key = (cause, epc, tval)
         if key == hart.last_fault:
             hart.fault_repeats += 1

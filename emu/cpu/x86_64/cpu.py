@@ -32,7 +32,7 @@ from emu.cpu.x86_64.engine import CpuState, X86Engine
 from emu.cpu.x86_64.gdb import X86GdbRegisters
 from emu.cpu.x86_64.mmu import translate
 from emu.cpu.x86_64.ports import PortBus
-from emu.cpu.x86_64.traceprobe import X86TraceProbes
+from emu.cpu.x86_64.traceprobe import SYSCALL_CAUSE, X86TraceProbes
 from emu.cpu.x86_64.lapic import Lapic
 from emu.devices import Device
 from emu.smp.hart import Hart
@@ -47,12 +47,15 @@ COUNT_IRQ = 34  # native count index: external interrupts taken
 NATIVE_TRAPS = frozenset(range(34))
 IF_MASK = 1 << 9
 MSR_APIC_BASE = 0x1B
+MSR_LSTAR = 0xC000_0082
 APIC_BASE_ENABLE = 1 << 11
 APIC_BASE_BSP = 1 << 8
 
 
 class CpuHost(Protocol):
     """What the adapter asks of the machine around it."""
+
+    def on_trap(self, hart: Hart, cause: int, epc: int, tval: int, priv: int) -> None: ...
 
     def on_fault_loop(self, hart: Hart, cause: int, pc: int, detail: int) -> None: ...
 
@@ -98,6 +101,8 @@ class X86Cpu(DebugHooks):
         self.gdb = X86GdbRegisters(self)  # the registers as the GDB stub sees them
         self.trace = X86TraceProbes(self)  # what the tracer asks of the architecture
         self.slots: dict[int, CpuSlot] = {}
+        self._observe_syscalls = False
+        self._syscall_entries: set[int] = set()
         self.budget = native.BudgetStruct()
         self.budget.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
         self.budget.spin_limit = SPIN_LIMIT
@@ -184,8 +189,22 @@ class X86Cpu(DebugHooks):
 
     def native_traps(self, enabled: bool) -> None:
         """Exceptions, `int n` and `syscall` enter the guest natively (always: delivering
-        them in Python would repeat QEMU's do_interrupt)."""
+        them in Python would repeat QEMU's do_interrupt).  When something in Python must
+        see them (`enabled` false: tracing), system calls are reported from a hook on the
+        kernel's `syscall` entry (LSTAR), found again at each switch-in."""
         self.engine.native_traps(NATIVE_TRAPS, NATIVE_TRAP_LOOP_LIMIT)
+        self._observe_syscalls = not enabled
+
+    def _hook_syscall_entry(self) -> None:
+        entry = self.uc.msr_read(MSR_LSTAR)
+        if entry and entry not in self._syscall_entries:
+            self._syscall_entries.add(entry)
+            self.add_code_hook(entry, self._on_syscall_entry)
+
+    def _on_syscall_entry(self, pc: int) -> None:
+        hart = self.current
+        if hart is not None:
+            self.host.on_trap(hart, SYSCALL_CAUSE, self.rreg(X.UC_X86_REG_RCX) - 2, 0, 3)
 
     # -- MSRs ---------------------------------------------------------------------------
     def _on_msr(self, _opaque: int, msr: int, write: int, value: "ctypes._Pointer[ctypes.c_uint64]") -> int:
@@ -205,6 +224,11 @@ class X86Cpu(DebugHooks):
 
     def wreg(self, reg: int, value: int) -> None:
         self.uc.reg_write(reg, value)
+
+    def rreg_pair(self, reg: int) -> tuple[int, int]:
+        """(base, limit) of a descriptor-table register (GDTR, IDTR)."""
+        _sel, base, limit, _flags = self.uc.reg_read(reg)
+        return base, limit
 
     def pc(self) -> int:
         return self.rreg(X.UC_X86_REG_RIP)
@@ -256,6 +280,8 @@ class X86Cpu(DebugHooks):
         if slot.sipi is not None:
             vector, slot.sipi = slot.sipi, None
             self.x86.init_sipi(vector)
+        if self._observe_syscalls:
+            self._hook_syscall_entry()
         hart.ssip_pending = False
         if hart.stip:
             self.update_mip(self.IRQ_TIMER, 0)

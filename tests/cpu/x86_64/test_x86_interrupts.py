@@ -23,6 +23,22 @@ ENTER_USER = f"""
     push rax
     iretq
 """
+PERIODIC_TIMER = """
+    mov rbx, 0xFEE00000
+    mov dword ptr [rbx + 0x3E0], 0xB        # divide by 1
+    mov dword ptr [rbx + 0x320], 0x20040    # periodic, vector 0x40
+    mov dword ptr [rbx + 0x380], 2000       # every 2000 ticks (200 us)
+"""
+# main: a periodic APIC timer, then user_code at CPL 3; a fault there ends the run
+TIMER_THEN_USER = f"""
+main:
+{PERIODIC_TIMER}
+    EXPECT_FAULT 1f
+{ENTER_USER}
+1:  mov rbx, 0xFEE00000
+    mov dword ptr [rbx + 0x380], 0          # timer off
+    POWER_OFF
+"""
 USER_STACK = """
     .bss
     .fill 4096, 1, 0
@@ -66,18 +82,7 @@ user_cs: .quad 0
 
 
 def test_timer_interrupts_arrive_in_user_mode(tmp_path):
-    elf = build(f"""
-main:
-    mov rbx, 0xFEE00000
-    mov dword ptr [rbx + 0x3E0], 0xB        # divide by 1
-    mov dword ptr [rbx + 0x320], 0x20040    # periodic, vector 0x40
-    mov dword ptr [rbx + 0x380], 2000       # every 2000 ticks (200 us)
-    EXPECT_FAULT 1f
-{ENTER_USER}
-1:  mov rbx, 0xFEE00000
-    mov dword ptr [rbx + 0x380], 0          # timer off
-    POWER_OFF
-    .globl user_code
+    elf = build(f"""{TIMER_THEN_USER}    .globl user_code
 user_code:
     lea rcx, [rip + irq_count + 0x40 * 8]   # this CPU's count of vector 0x40 (user alias)
     .globl user_loop
