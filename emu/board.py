@@ -1,4 +1,4 @@
-"""The riscv64 `virt` board described once, as data.
+"""The boards described once, as data: riscv64 `virt` and the x86_64 `pc`.
 
 Like QEMU's hw/riscv/virt.c, one table of regions drives both the Unicorn memory map
 (RAM, MMIO devices, the PMP ranges that turn every other physical access into a guest
@@ -28,7 +28,8 @@ class Region:
     base: int
     size: int
     kind: str  # "ram", "rom" or the device model's name
-    irq: int | None = None  # PLIC source number
+    irq: int | None = None  # PLIC source number (riscv), ISA IRQ / IOAPIC input (x86)
+    space: str = "mem"  # "mem" or "io" (x86 port I/O)
 
     @property
     def end(self) -> int:
@@ -40,6 +41,7 @@ class BoardSpec:
     """Everything about the machine that does not change while it runs."""
 
     harts: int = 2
+    arch: str = "riscv64"  # "riscv64" (virt) or "x86_64" (pc)
     ram_size: int = 512 * MiB
     bootargs: str = ""
     initrd: tuple[int, int] | None = None  # [start, end) physical
@@ -49,7 +51,10 @@ class BoardSpec:
 
     def __post_init__(self) -> None:
         if not self.regions:
-            self.regions = virt_regions(self.ram_size, self.virtio_slots)
+            if self.arch == "x86_64":
+                self.regions = pc_regions(self.ram_size)
+            else:
+                self.regions = virt_regions(self.ram_size, self.virtio_slots)
 
     def region(self, name: str) -> Region:
         for r in self.regions:
@@ -83,6 +88,28 @@ def virt_regions(ram_size: int, virtio_slots: int = 8) -> list[Region]:
     regions.append(Region("pcie-mmio", 0x4000_0000, 0x4000_0000, "pci_mmio"))  # BARs; mapped only with PCI devices
     regions.append(Region("ram", RAM_BASE, ram_size, "ram"))
     return regions
+
+
+PC_RAM_MAX = 0xC000_0000  # RAM below the 32-bit PCI/APIC hole (no RAM above 4 GiB yet)
+
+
+def pc_regions(ram_size: int) -> list[Region]:
+    """The x86_64 PC board (as QEMU q35 places them): RAM from 0, the local APIC and the
+    IOAPIC at their architectural addresses, the i8254 PIT on IRQ 0 (port 0x61: its channel 2
+    gate), the CMOS clock at 0x70, COM1 at port 0x3F8 on ISA IRQ 4, the ACPI PM
+    block at 0x600 (PM1a control at 0x604: a sleep-enable write powers off, zCore's
+    shutdown) and PCI configuration mechanism #1 at 0xCF8/0xCFC."""
+    return [
+        Region("ram", 0, min(ram_size, PC_RAM_MAX), "ram"),
+        Region("ioapic", 0xFEC0_0000, 0x1000, "ioapic"),
+        Region("lapic", 0xFEE0_0000, 0x1000, "lapic"),
+        Region("pit", 0x40, 4, "i8254", irq=0, space="io"),
+        Region("port61", 0x61, 1, "port61", space="io"),
+        Region("rtc", 0x70, 2, "mc146818", irq=8, space="io"),
+        Region("com1", 0x3F8, 8, "uart16550", irq=4, space="io"),
+        Region("acpi-pm", 0x600, 0x80, "acpi_pm", space="io"),
+        Region("pci-config", 0xCF8, 8, "pci_ports", space="io"),
+    ]
 
 
 def merged_ranges(regions: list[Region]) -> list[tuple[int, int]]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from emu.board import MAX_HARTS, BoardSpec, GiB, MiB
+from emu.board import MAX_HARTS, PC_RAM_MAX, BoardSpec, GiB, MiB
 from emu.errors import EXIT_BAD_INPUT, EmuError
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--arch", default="riscv64", help="Guest architecture (riscv64).")
+@click.option("--arch", default="riscv64", help="Guest architecture: riscv64 (virt board) or x86_64 (pc board).")
 @click.option("--smp", "-smp", "smp", default=1, type=int, help="Number of harts (1-8).")
 @click.option("-m", "--memory", "memory", default=DEFAULT_RAM, help="RAM size, e.g. 512M, 2G.")
 @click.option("--kernel", "-kernel", "kernel", type=str, default=None, help="Kernel: riscv64 ELF or raw image.")
@@ -116,8 +116,10 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import MachineOptions
 
-    if arch != "riscv64":
-        raise EmuError(f"--arch {arch}: only riscv64 is supported so far")
+    if arch not in ARCHES:
+        raise EmuError(f"--arch {arch}: must be one of {', '.join(ARCHES)}")
+    if arch == "x86_64":
+        _check_x86_options(kernel, drives, net, record or replay)
     if not 1 <= smp <= MAX_HARTS:
         raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
     if quantum < 100:
@@ -131,13 +133,15 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     if bios not in ("default", "none"):
         raise EmuError("-bios: emu is the firmware; only -bios default is accepted")
     ram_size = parse_size(memory)
+    if arch == "x86_64" and ram_size > PC_RAM_MAX:
+        raise EmuError(f"-m {memory}: the x86_64 board has at most {PC_RAM_MAX >> 20}M of RAM so far")
     if ram_size < 16 * MiB or ram_size > 16 * GiB:
         raise EmuError(f"-m {memory}: RAM must be between 16M and 16G")
     check_nic(nic, net)
     if kernel is None:
         kernel = _default_kernel()
     bootargs = append if append is not None else (LINUX_DEFAULT_BOOTARGS if linux else "")
-    board = BoardSpec(harts=smp, ram_size=ram_size, bootargs=bootargs)
+    board = BoardSpec(harts=smp, ram_size=ram_size, bootargs=bootargs, arch=arch)
     opts = MachineOptions(quantum=quantum, mips=mips, timeout=timeout, realtime=realtime,
                           stdin=None if replay else sys.stdin, stdout=sys.stdout, report=sys.stderr,
                           trace=trace, trace_events=trace_events, trace_profile=trace_profile,
@@ -164,13 +168,26 @@ def check_nic(nic: str, net: str | None) -> None:
         raise EmuError(f"--nic {nic}: give its backend with --net user|tap,ifname=NAME|none")
 
 
+ARCHES = ("riscv64", "x86_64")
+
+
+def _check_x86_options(kernel: str | None, drives: tuple[str, ...], net: str | None,
+                       recording: str | None) -> None:
+    """What the x86_64 board cannot do yet is bad input, not a surprise later."""
+    if kernel is None:
+        raise EmuError("--arch x86_64 needs --kernel (an x86_64 ELF or bzImage)")
+    for given, name in ((drives, "--drive"), (net, "--net"), (recording, "--record/--replay")):
+        if given:
+            raise EmuError(f"{name}: not supported with --arch x86_64 yet")
+
+
 def load_machine(board: BoardSpec, kernel: str, initrd: str | None, opts: "MachineOptions") -> "Machine":
     """Load KERNEL (and INITRD) onto `board`: the one path behind `emu run` and the
     qemu-system-riscv64 front end, so both boot a kernel exactly the same way."""
     from emu.machine import Machine
     from loader.image import load_kernel
 
-    image = load_kernel(kernel, board.ram.base, board.ram.size)
+    image = load_kernel(kernel, board.ram.base, board.ram.size, board.arch)
     initrd_data = None
     if initrd is not None:
         initrd_data = read_initrd(initrd)
@@ -250,7 +267,14 @@ def gdb_cmd(kernel: str, port: int) -> None:
         raise EmuError("gdb-multiarch not found (apt-get install gdb-multiarch)")
     if not Path(kernel).is_file():
         raise EmuError(f"kernel not found: {kernel}")
-    os.execv(gdb, [gdb, "-q", "-ex", "set architecture riscv:rv64", "-ex", f"target remote 127.0.0.1:{port}", kernel])
+    with open(kernel, "rb") as f:
+        head = f.read(20)
+    machine = int.from_bytes(head[18:20], "little") if head[:4] == b"\x7fELF" else 0
+    arch = GDB_ARCH.get(machine, "riscv:rv64")  # the ELF's e_machine: x86-64 (62), else riscv
+    os.execv(gdb, [gdb, "-q", "-ex", f"set architecture {arch}", "-ex", f"target remote 127.0.0.1:{port}", kernel])
+
+
+GDB_ARCH = {243: "riscv:rv64", 62: "i386:x86-64"}
 
 
 def _default_kernel() -> str:

@@ -116,44 +116,17 @@ class Machine:
         self._tty_of: Console | None = None  # the console whose input `_tty` describes
         self._tty = False
 
-        self.cpu = RiscvCpu(board, self)
-        ram = board.ram
-        self.dma = GuestMemory(ram.base, ram.size, lambda a, n: bytes(self.cpu.uc.mem_read(a, n)),
-                               self.cpu.uc.mem_write)
-        self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
-        self.cpu.attach_clock(self.clock.native)
-        self.firmware = FirmwareServices(self)  # the SBI's view of the machine
-        self.sbi = Sbi(self.firmware)
-        self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
-        self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
-        self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
         self.mmio_counts: dict[str, int] = {}
         self._uart_fast: "native.UartFastStruct | None" = None
-        self.virtio = self._make_virtio_devices()
-        self.pci = self._make_pci()
-        board.pci = self.pci is not None
-        for region in board.regions:
-            if region.kind == "pci_ecam":  # buses without devices: all ones, answered natively
-                bus0 = 0 if self.pci is None else 1 << 20
-                if bus0:
-                    self.cpu.map_device(region.base, bus0, self.pci.ecam, self.mmio_counts, region.name)
-                self.cpu.map_native_all_ones(region.base + bus0, region.size - bus0)
-                continue
-            if region.kind == "pci_mmio":  # without PCI devices nothing is there (an access faults)
-                if self.pci is not None:
-                    self.cpu.map_device(region.base, region.size, self.pci.window, self.mmio_counts, region.name)
-                continue
-            device = self.virtio.get(region.name) or self._make_device(region.kind)
-            if device is self.uart:  # its hot registers natively (see uart_fast.c)
-                self._uart_fast = self.cpu.map_uart_fast(region.base, region.size, device, self.mmio_counts, region.name)
-                self.uart.attach_fast(self._uart_fast)
-            elif device is not None:
-                self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
-        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"
-                                               and (r.kind != "pci_mmio" or self.pci is not None)]))
-        for hart in self.harts:
-            hart.ctx = self.cpu.new_context(hart.id)
-        self._load(initrd)
+        self.sbi: Sbi | None = None
+        self.virtio: dict[str, "VirtioMmio"] = {}
+        self.pci: "PciHost | None" = None
+        if board.arch == "x86_64":
+            from emu.cpu.x86_64.pc import PcPlatform
+
+            self.platform = PcPlatform(self, initrd)
+        else:
+            self._build_riscv(initrd)
         self.recorder: Recorder | None = None
         self.replayer: Replayer | None = None
         self._replay_eof = False
@@ -179,6 +152,46 @@ class Machine:
             out.write(f"emu: gdb stub listening on 127.0.0.1:{self.gdb.port}"
                       f"{' (waiting for gdb)' if self.opts.gdb_wait else ''}\n")
             out.flush()
+
+    def _build_riscv(self, initrd: bytes | None) -> None:
+        """The riscv64 virt board: CPU, PLIC, ACLINT, UART, virtio, the SBI, the kernel."""
+        board = self.board
+        self.cpu = RiscvCpu(board, self)
+        ram = board.ram
+        self.dma = GuestMemory(ram.base, ram.size, lambda a, n: bytes(self.cpu.uc.mem_read(a, n)),
+                               self.cpu.uc.mem_write)
+        self.scheduler = Scheduler(self.cpu, self.harts, self.clock, self.opts.quantum * BYTES_PER_INSN)
+        self.cpu.attach_clock(self.clock.native)
+        self.firmware = FirmwareServices(self)  # the SBI's view of the machine
+        self.sbi = Sbi(self.firmware)
+        self.plic = Plic(PLIC_NDEV, 2 * board.harts, self._on_plic_output)
+        self.uart = Uart16550(self.console_write, IrqLine(board.region("uart0").irq or 10, self.plic.set_level))
+        self.aclint = Aclint(board.harts, lambda: self.scheduler.now(self.cpu.current or self.harts[0]))
+        self.virtio = self._make_virtio_devices()
+        self.pci = self._make_pci()
+        board.pci = self.pci is not None
+        for region in board.regions:
+            if region.kind == "pci_ecam":  # buses without devices: all ones, answered natively
+                bus0 = 0 if self.pci is None else 1 << 20
+                if bus0:
+                    self.cpu.map_device(region.base, bus0, self.pci.ecam, self.mmio_counts, region.name)
+                self.cpu.map_native_all_ones(region.base + bus0, region.size - bus0)
+                continue
+            if region.kind == "pci_mmio":  # without PCI devices nothing is there (an access faults)
+                if self.pci is not None:
+                    self.cpu.map_device(region.base, region.size, self.pci.window, self.mmio_counts, region.name)
+                continue
+            device = self.virtio.get(region.name) or self._make_device(region.kind)
+            if device is self.uart:  # its hot registers natively (see uart_fast.c)
+                self._uart_fast = self.cpu.map_uart_fast(region.base, region.size, device, self.mmio_counts, region.name)
+                self.uart.attach_fast(self._uart_fast)
+            elif device is not None:
+                self.cpu.map_device(region.base, region.size, device, self.mmio_counts, region.name)
+        self.cpu.build_template(merged_ranges([r for r in board.regions if r.kind != "rom"
+                                               and (r.kind != "pci_mmio" or self.pci is not None)]))
+        for hart in self.harts:
+            hart.ctx = self.cpu.new_context(hart.id)
+        self._load(initrd)
 
     def _start_tracing(self) -> None:
         from emu.trace.events import EventLog, parse_groups
@@ -410,7 +423,7 @@ class Machine:
             "idle_skipped_ticks": self.clock.idle_skipped,
             "rdtime_skipped_ticks": self.clock.native.skipped_bytes // self.clock.bytes_per_tick,
             "native_traps": {f"trap{c}": n for c, n in self.cpu.engine.native_counts().items()},
-            "sbi": dict(self.sbi.calls),
+            "sbi": dict(self.sbi.calls) if self.sbi is not None else {},
             "mmio": self._mmio_stats(),
             "harts": per_hart,
         }
@@ -636,8 +649,8 @@ class Machine:
         if self.tracer:
             self.tracer.on_trap(hart, cause, epc, tval, priv)
         self.events.append(("trap", hart.id, self.clock.last_read, cause, epc, tval, priv))
-        if cause in (csr.CAUSE_USER_ECALL, csr.CAUSE_SUPERVISOR_ECALL):
-            return
+        if cause == csr.CAUSE_SUPERVISOR_ECALL or self.cpu.trace.is_syscall(cause):
+            return  # system calls are not faults
         key = (cause, epc, tval)
         if key == hart.last_fault:
             hart.fault_repeats += 1
@@ -647,6 +660,11 @@ class Machine:
         else:
             hart.last_fault = key
             hart.fault_repeats = 0
+
+    def on_fault_loop(self, hart: Hart, cause: int, pc: int, detail: int) -> None:
+        """The CPU took the same fault more times in a row than the engine's loop limit."""
+        self._report(f"fault loop: vector {cause} at {pc:#x} ({detail:#x}) over and over on hart {hart.id}")
+        self.request_exit(EXIT_FAULT_LOOP, "fault loop")
 
     def on_host_fault(self, hart: Hart, message: str) -> None:
         self._report(f"host fault on hart {hart.id}: {message}")

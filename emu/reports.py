@@ -43,13 +43,11 @@ def _in_flight_lines(m: "Machine") -> list[str]:
 
 def hart_pc(m: "Machine", hart: "Hart") -> int | None:
     """A hart's pc, running or saved (None for one that never started)."""
-    from emu.cpu.riscv.context import OFF_PC, blob_u64
-
     if hart.ctx is None or hart.state == HsmState.STOPPED and hart.start is None:
         return None
     if m.cpu.current is hart:
         return m.cpu.pc()
-    return blob_u64(hart.ctx, OFF_PC).value
+    return m.cpu.saved_pc(hart)
 
 
 def _fmt_event(e: tuple) -> str:

@@ -1,4 +1,5 @@
-"""Kernel images: riscv64 ELF (PT_LOAD at physical addresses) or a raw binary.
+"""Kernel images: riscv64 or x86_64 ELF (PT_LOAD at physical addresses), an x86 bzImage, or
+a riscv64 raw binary.
 
 A raw image is entered at the kernel address (0x8020_0000, where OpenSBI jumps).  Files
 that are neither a riscv64 ELF nor plausibly RISC-V code (Linux Image header, or first
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
 
 EM_RISCV = 243
+EM_X86_64 = 62
+ARCH_MACHINES = {"riscv64": EM_RISCV, "x86_64": EM_X86_64}
+X86_KERNEL_ADDR = 0x10_0000  # where a PC boot loader puts a protected-mode kernel (1 MiB)
 LINUX_IMAGE_MAGIC = b"RISCV\0\0\0"
 LINUX_IMAGE_MAGIC2 = b"RSC\x05"
 
@@ -37,6 +41,7 @@ class KernelImage:
     # into bytes: guest RAM starts zeroed, and zCore's 85 MB .bss (its heap) cost ~120 ms
     # of allocating and copying zeros at every start.
     zero_fill: list[tuple[int, int]] = field(default_factory=list)
+    boot: object | None = None  # what the board's boot protocol needs (x86 bzImage: its header)
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property
@@ -56,7 +61,8 @@ class KernelImage:
         return max([a + len(d) for a, d in self.segments] + [a + n for a, n in self.zero_fill])
 
 
-def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
+def load_kernel(path: str | Path, ram_base: int, ram_size: int, arch: str = "riscv64") -> KernelImage:
+    """Read a kernel for `arch` ("riscv64" or "x86_64"); one-line EmuError when it is not one."""
     path = Path(path)
     try:
         f = path.open("rb")
@@ -74,13 +80,25 @@ def load_kernel(path: str | Path, ram_base: int, ram_size: int) -> KernelImage:
             # Read through the open file: a zCore ELF is ~30 MB of debug information around
             # ~1 MB that is loaded; reading it all cost ~20 ms at every start.
             f.seek(0)
-            return _load_elf(path, f, ram_base, ram_base + ram_size)
+            return _load_elf(path, f, ram_base, ram_base + ram_size, arch)
         f.seek(0)
         data = f.read()
     except OSError as err:
         raise EmuError(f"cannot read kernel {path}: {err.strerror}") from None
     finally:
         f.close()
+    if arch == "x86_64" and data[0x202:0x206] == b"HdrS":
+        from loader import bzimage
+
+        image = bzimage.parse(str(path), data)
+        addr = bzimage.load_address(image, ram_base + ram_size)
+        return KernelImage(path, "bzimage", [(addr, image.kernel)], addr + bzimage.ENTRY_64, boot=image)
+    if arch == "x86_64":
+        try:
+            _check_raw(path, data)
+        except EmuError:
+            raise EmuError(f"{path}: not an x86_64 kernel (ELF or bzImage)") from None
+        raise EmuError(f"{path}: a riscv64 kernel image, expected x86_64 (run it with --arch riscv64)")
     _check_raw(path, data)
     return KernelImage(path, "raw", [(KERNEL_ADDR, data)], KERNEL_ADDR, exec_segments=[(KERNEL_ADDR, data)])
 
@@ -112,8 +130,8 @@ PT_LOAD = 1
 PF_X = 1
 
 
-def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int) -> KernelImage:
-    """The loadable segments of a riscv64 ELF, read with `struct` from its program headers.
+def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int, arch: str = "riscv64") -> KernelImage:
+    """The loadable segments of a 64-bit ELF for `arch`, read with `struct` from its program headers.
 
     pyelftools (used for the symbol table, on first use) costs ~25 ms to import at every
     start, a tenth of a zCore boot; the ELF64 header and program headers are two fixed
@@ -127,10 +145,12 @@ def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int) -> KernelIm
         if len(hdr) < 20:
             raise malformed("truncated header")
         machine = struct.unpack_from("<H", hdr, 18)[0]
-        if machine != EM_RISCV:
-            raise EmuError(f"{path}: ELF for {ELF_MACHINES.get(machine, f'machine {machine}')}, expected riscv64")
+        if machine != ARCH_MACHINES[arch]:
+            other = next((a for a, m in ARCH_MACHINES.items() if m == machine), None)
+            hint = f" (run it with --arch {other})" if other else ""
+            raise EmuError(f"{path}: ELF for {ELF_MACHINES.get(machine, f'machine {machine}')}, expected {arch}{hint}")
         if hdr[4] != 2:
-            raise EmuError(f"{path}: 32-bit RISC-V ELF, expected riscv64")
+            raise EmuError(f"{path}: 32-bit ELF, expected {arch}")
         if hdr[5] != 1:
             raise malformed("big-endian")
         if len(hdr) < 64:
@@ -168,7 +188,8 @@ def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int) -> KernelIm
         place = {v: v for _, v, _, _ in raw}
     else:  # linked high: keep the layout, put the lowest segment at the kernel address
         low = min(v for _, v, _, _ in raw)
-        place = {v: v - low + KERNEL_ADDR for _, v, _, _ in raw}
+        base = X86_KERNEL_ADDR if arch == "x86_64" else KERNEL_ADDR
+        place = {v: v - low + base for _, v, _, _ in raw}
     segments = [(place[v], d) for _, v, d, _ in raw]
     zero_fill = [(place[v] + len(d), n - len(d)) for _, v, d, n in raw if n > len(d)]
     entry = None

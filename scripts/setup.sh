@@ -78,11 +78,13 @@ if ! ls "$wheel_dir"/unicorn-*.whl >/dev/null 2>&1; then
   trap 'rm -rf "$src"' EXIT
   "$VENV/bin/python" -m pip download -q --no-binary :all: --no-deps "unicorn==$UNICORN_VERSION" -d "$src"
   tar xzf "$src/unicorn-$UNICORN_VERSION.tar.gz" -C "$src"
-  (cd "$src/unicorn-$UNICORN_VERSION" && patch -s -p2 < "$OLDPWD/patches/unicorn/emu.patch")
+  for p in patches/unicorn/*.patch; do                        # emu.patch (one file today)
+    (cd "$src/unicorn-$UNICORN_VERSION" && patch -s -p2 < "$OLDPWD/$p")
+  done
   sed -i "s/#define EMU_PATCH_ID \"emu-patch\"/#define EMU_PATCH_ID \"$patch_id\"/" "$src/unicorn-$UNICORN_VERSION/src/uc.c"
-  echo "setup.sh: building Unicorn $UNICORN_VERSION with emu's patch ($patch_id), about a minute" >&2
+  echo "setup.sh: building Unicorn $UNICORN_VERSION with emu's patch ($patch_id), riscv and x86, about two minutes" >&2
   mkdir -p "$wheel_dir"
-  UNICORN_ARCH=riscv THREADS="$(nproc)" "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheel_dir" "$src/unicorn-$UNICORN_VERSION"
+  UNICORN_ARCH="riscv;x86" THREADS="$(nproc)" "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheel_dir" "$src/unicorn-$UNICORN_VERSION"
 fi
 "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$wheel_dir"/unicorn-*.whl
 "$VENV/bin/python" -c "from emu.cpu.engine import require_patched; require_patched('$patch_id')"

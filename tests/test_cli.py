@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from tests.conftest import emu_cmd
+from tests.guest import build, needs_binutils
 
 
 def run_emu(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
@@ -40,6 +41,34 @@ def test_elf_for_another_architecture():
     import sys
 
     assert_bad_input(run_emu("--kernel", sys.executable), "expected riscv64")
+
+
+def test_riscv_image_with_arch_x86_64(uboot):
+    assert_bad_input(run_emu("--arch", "x86_64", "--kernel", str(uboot)),
+                     "expected x86_64 (run it with --arch riscv64)")
+
+
+@needs_binutils
+def test_riscv_elf_with_arch_x86_64(tmp_path):
+    elf = build("main:\n    EXIT_PASS\n", tmp_path)
+    assert_bad_input(run_emu("--arch", "x86_64", "--kernel", str(elf)),
+                     "ELF for RISCV, expected x86_64 (run it with --arch riscv64)")
+
+
+def test_x86_64_kernel_on_the_riscv64_board():
+    import sys
+
+    assert_bad_input(run_emu("--kernel", sys.executable), "expected riscv64 (run it with --arch x86_64)")
+
+
+def test_x86_64_needs_an_elf_kernel(tmp_path):
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"this is not a kernel\n" * 50)
+    assert_bad_input(run_emu("--arch", "x86_64", "--kernel", str(raw)), "not an x86_64 kernel")
+
+
+def test_unknown_arch():
+    assert_bad_input(run_emu("--arch", "arm64", "--kernel", "x"), "must be one of riscv64, x86_64")
 
 
 def test_truncated_elf(tmp_path, uboot):

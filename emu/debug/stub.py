@@ -333,7 +333,7 @@ class GdbStub:
             value = gdb.read(num)
         if value is None:
             return "E45"
-        return value.to_bytes(gdb.reg_bytes, "little").hex()
+        return value.to_bytes(gdb.reg_size(num), "little").hex()
 
     def _write_reg(self, num: int, hexval: str) -> str:
         value = int.from_bytes(bytes.fromhex(hexval), "little")

@@ -2,7 +2,7 @@
 
 No per-instruction hooks: events come from what already reaches Python (traps the
 adapter delivers, SBI calls, IPIs, hart state changes) plus code hooks on chosen
-addresses only: the kernel's trap vector (to see interrupts QEMU delivers natively), its
+addresses only: the kernel's trap vectors (to see interrupts QEMU delivers natively), its
 return-to-user sites (and the return value), and the profile's stage points.  What those
 are on an architecture comes from the CPU adapter's probes (`cpu.trace`, e.g.
 emu/cpu/riscv/traceprobe.py).
@@ -66,10 +66,10 @@ class Tracer:
     def on_switch_in(self, hart: "Hart") -> None:
         if not self.log.wants("irq"):
             return
-        vec = self.probe.trap_vector()
-        if vec and vec not in self._stvec_hooked:
-            self._stvec_hooked.add(vec)
-            self.cpu.add_code_hook(vec, self._on_vector)
+        for vec in self.probe.trap_vectors():
+            if vec not in self._stvec_hooked:
+                self._stvec_hooked.add(vec)
+                self.cpu.add_code_hook(vec, self._on_vector)
 
     def on_trap(self, hart: "Hart", cause: int, epc: int, tval: int, priv: int) -> None:
         if self.probe.is_syscall(cause):
@@ -110,7 +110,7 @@ class Tracer:
         self.emit(hart, "sysret", {"ret": self.probe.return_value(), "thread": self.probe.thread(), "pc": pc})
 
     def _on_vector(self, pc: int) -> None:
-        irq = self.probe.interrupt_at_vector()
+        irq = self.probe.interrupt_at_vector(pc)
         if irq is not None:
             self.emit(self._hart(), "irq", {"cause": irq})
 

@@ -421,9 +421,15 @@ static int check_fp(void)
 
 static inline uint64_t rdtime(void)
 {
+#if defined(__x86_64__)
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#else
     uint64_t t;
     __asm__ __volatile__("rdtime %0" : "=r"(t));
     return t;
+#endif
 }
 
 static int check_rdtime(void)

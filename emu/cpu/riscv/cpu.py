@@ -13,11 +13,10 @@ Slices end through the engine's inline block budget and its native callback (emu
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import mmap
 import struct
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import unicorn
 from unicorn import Uc, UcError
@@ -49,9 +48,10 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.board import MROM_BASE, BoardSpec
 from emu.cpu import native
+from emu.cpu.debughooks import DebugHooks
 from emu.cpu.engine import Engine
 from emu.cpu.riscv import csr
-from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, blob_address, blob_u64, self_test
+from emu.cpu.riscv.context import OFF_BADADDR, OFF_MHARTID, OFF_PC, blob_address, blob_u64, self_test
 from emu.cpu.riscv.gdb import RiscvGdbRegisters
 from emu.cpu.riscv.mmu import translate
 from emu.cpu.riscv.traceprobe import RiscvTraceProbes
@@ -80,8 +80,9 @@ class CpuHost(Protocol):
     def on_host_fault(self, hart: Hart, message: str) -> None: ...
 
 
-class RiscvCpu:
-    """One Unicorn instance, its RAM, MMIO regions and the harts' contexts."""
+class RiscvCpu(DebugHooks):
+    """One Unicorn instance, its RAM, MMIO regions and the harts' contexts (hooks on
+    addresses, steps and inspection: DebugHooks)."""
 
     IRQ_TIMER = csr.MIP_STIP  # the interrupt lines the scheduler raises, as mip bits
     IRQ_SOFT = csr.MIP_SSIP
@@ -308,79 +309,11 @@ class RiscvCpu:
         blob_u64(ctx, OFF_MHARTID).value = hart_id
         return ctx
 
-    # -- hooks on chosen addresses (tracing, debugging) ---------------------------
-    def add_code_hook(self, addr: int, fn: "Callable[[int], None]") -> int:
-        """Call fn(pc) before the instruction at virtual `addr` runs (any hart)."""
-        def on_code(_uc: Uc, address: int, _size: int, _ud: object) -> None:
-            if self._suppress is not None and self._suppress == (self.current, address):
-                return  # re-executing the instruction a debugger stop was reported at
-            fn(address)
-
-        handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=addr, end=addr)
-        self.uc.ctl_remove_cache(addr, addr + 4)  # code translated before the hook ignores it
-        return handle
-
-    def add_mem_watch(self, addr: int, size: int, kind: int, fn: "Callable[[int, int, int], None]") -> int:
-        """Call fn(address, size, value) on a guest access to [addr, addr + size).
-
-        Kinds as GDB numbers them: 2 write, 3 read, 4 access.
-        """
-        htype = {2: unicorn.UC_HOOK_MEM_WRITE, 3: unicorn.UC_HOOK_MEM_READ,
-                 4: unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE}[kind]
-
-        def on_access(_uc: Uc, _access: int, address: int, asize: int, value: int, _ud: object) -> None:
-            fn(address, asize, value)
-
-        self.engine.set_exact_stops(True)  # a watchpoint stops right after the access
-        return self.uc.hook_add(htype, on_access, begin=addr, end=addr + max(size, 1) - 1)
-
-    def suppress_hooks_at(self, hart: Hart, pc: int) -> None:
-        """Code hooks at `pc` stay quiet for `hart` until it has executed that instruction."""
-        self._suppress = (hart, pc)
-
-    def step(self, hart: Hart) -> str:
-        """Execute exactly one instruction of the loaded hart (traps included)."""
-        count = [0]
-
-        def on_insn(uc: Uc, address: int, _size: int, _ud: object) -> None:
-            count[0] += 1
-            if count[0] == 2:
-                self.wreg(UC_RISCV_REG_PC, address)
-                self.stop("step")
-
-        handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_insn, begin=1, end=0)
-        self.uc.ctl_flush_tb()
-        try:
-            reason = self.run(hart, 1 << 40)
-        finally:
-            self.uc.hook_del(handle)
-            self.uc.ctl_flush_tb()
-            self._suppress = None
-        return reason
-
-    @contextlib.contextmanager
-    def inspect(self, hart: Hart, write: bool = False) -> "Iterator[None]":
-        """Load a halted hart's context to read (or change) its registers."""
-        assert self.current is None or self.current is hart
-        if self.current is hart:
-            yield
-            return
-        self.uc.context_restore(hart.ctx)
-        try:
-            yield
-        finally:
-            if write:
-                self.uc.context_update(hart.ctx)
-                hart.flush_tlb = True  # satp may have changed under its TLB
-
     def mcsr_write(self, reg: int, value: int) -> None:
         priv = self.rreg(UC_RISCV_REG_PRIV)
         self.set_priv(csr.PRV_M)
         self.wreg(reg, value)
         self.set_priv(priv)
-
-    def remove_hook(self, handle: int) -> None:
-        self.uc.hook_del(handle)
 
     def xreg(self, n: int) -> int:
         return self.rreg(UC_RISCV_REG_X0 + n)
@@ -463,20 +396,6 @@ class RiscvCpu:
 
     def virt_to_phys(self, vaddr: int, satp: int) -> int | None:
         return translate(satp, vaddr & MASK64, self._pte)
-
-    def read_virt(self, vaddr: int, size: int, satp: int) -> bytes | None:
-        """Read guest memory through `satp`'s page tables (page by page)."""
-        out = b""
-        while size > 0:
-            chunk = min(size, 4096 - (vaddr & 0xFFF))
-            paddr = self.virt_to_phys(vaddr, satp)
-            data = None if paddr is None else self.read_phys(paddr, chunk)
-            if data is None:
-                return None
-            out += data
-            vaddr += chunk
-            size -= chunk
-        return out
 
     def current_satp(self, priv: int) -> int:
         """satp that applies to the running hart's accesses at `priv` (0 = bare)."""
@@ -690,4 +609,8 @@ class RiscvCpu:
 
     def set_pc(self, pc: int) -> None:
         self.wreg(UC_RISCV_REG_PC, pc)
+
+    def saved_pc(self, hart: Hart) -> int:
+        """The pc in a hart's saved context (it is not loaded)."""
+        return blob_u64(hart.ctx, OFF_PC).value
 

@@ -28,6 +28,8 @@ from unicorn.riscv_const import (
     UC_RISCV_REG_X0,
 )
 
+from emu.cpu.gdbview import GdbRegisterView
+
 if TYPE_CHECKING:
     from emu.cpu.riscv.cpu import RiscvCpu
 
@@ -67,17 +69,12 @@ GPR_BLOCK = 33  # x0..x31 and pc: the `g` packet
 REG_BYTES = 8
 
 
-class RiscvGdbRegisters:
+class RiscvGdbRegisters(GdbRegisterView):
     """The loaded hart's registers by GDB number (the caller loads the hart: cpu.inspect)."""
 
     reg_bytes = REG_BYTES
-
-    def __init__(self, cpu: "RiscvCpu") -> None:
-        self.cpu = cpu
-
-    @staticmethod
-    def target_xml() -> str:
-        return target_xml()
+    xml = staticmethod(target_xml)
+    cpu: "RiscvCpu"
 
     def read(self, num: int) -> int | None:
         cpu = self.cpu

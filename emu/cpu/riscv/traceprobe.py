@@ -59,11 +59,12 @@ class RiscvTraceProbes:
         x = self.cpu.xreg
         return x(17), [x(10 + i) for i in range(6)]
 
-    def trap_vector(self) -> int:
-        """Where the kernel takes traps and interrupts now (0: none set)."""
-        return self.cpu.mcsr_read(UC_RISCV_REG_STVEC) & ~3
+    def trap_vectors(self) -> list[int]:
+        """Where the kernel takes traps and interrupts now (stvec; none before it is set)."""
+        vec = self.cpu.mcsr_read(UC_RISCV_REG_STVEC) & ~3
+        return [vec] if vec else []
 
-    def interrupt_at_vector(self) -> int | None:
+    def interrupt_at_vector(self, pc: int) -> int | None:
         """At the trap vector: the interrupt number being taken, or None for an exception."""
         cause = self.cpu.rreg(UC_RISCV_REG_SCAUSE)
         return cause & 0xFF if cause >> 63 else None

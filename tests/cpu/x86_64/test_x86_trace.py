@@ -1,0 +1,43 @@
+"""Tracing on x86_64: system calls (seen at the kernel's `syscall` entry) and interrupts
+(seen at their IDT handlers) reach the trace although the engine enters them natively.
+The tracer hooks kernel addresses while the CPU runs user code: that page walk used to
+leave a #PF's CR2 and double-fault state behind and the guest triple-faulted later."""
+from __future__ import annotations
+
+import sys
+
+from emu.board import BoardSpec
+from emu.machine import Machine, MachineOptions
+from emu.trace.output import read_trace
+from loader.image import load_kernel
+from tests.cpu.x86_64.test_x86_interrupts import TIMER_THEN_USER, USER_STACK
+from tests.cpu.x86_64.x86guest import build, needs_x86
+
+pytestmark = needs_x86
+
+
+def test_syscalls_and_timer_interrupts_are_traced(tmp_path):
+    elf = build(f"""{TIMER_THEN_USER}    .globl user_code
+user_code:
+    lea rcx, [rip + irq_count + 0x40 * 8]
+2:  mov rax, 41
+    mov rdi, 7
+    push rcx
+    syscall
+    pop rcx
+    cmp qword ptr [rcx], 2
+    jb 2b
+    ud2
+{USER_STACK}""", tmp_path)
+    trace = tmp_path / "trace.json"
+    spec = BoardSpec(harts=1, ram_size=64 << 20, arch="x86_64")
+    kernel = load_kernel(elf, 0, spec.ram.size, arch="x86_64")
+    m = Machine(spec, kernel, None, MachineOptions(quantum=10_000, timeout=20, stdout=None, capture=True,
+                                                   report=sys.stderr, trace=str(trace)))
+    result = m.run()
+    assert result.exit_code == 0, result.reason
+    events = read_trace(trace)["events"]
+    syscalls = [e[3] for e in events if e[2] == "syscall"]
+    irqs = [e[3] for e in events if e[2] == "irq"]
+    assert syscalls and all(s["num"] == 41 and s["args"][0] == 7 for s in syscalls)
+    assert [i["cause"] for i in irqs] == [0x40, 0x40]
