@@ -260,7 +260,10 @@ def test_spin_beside_the_shell(boot, mode: str) -> None:
     assert re.search(rf"^\s*{spin}\s+1\s+(running|ready|syscall \w+)\s+spin\s*$", out, re.M), out
     assert re.search(r"^\s*1\s+0\s+syscall wait\s+shell\s*$", out, re.M), out
     assert "spin: done" not in g.transcript, "spin ended before the shell answered"
-    g.run("wait")
+    # typed at host times: spin may finish while `wait` is echoed, its message in between
+    g.send_line("wait")
+    g.expect(f"[{spin}] done, exit 0\r\n")
+    g.expect(PROMPT)
     assert "spin: done after 300 ms\r\n" in g.transcript
     assert f"[{spin}] done, exit 0\r\n" in g.transcript
     assert g.transcript.index("spin: done") > listed_at, "spin finished before ps listed it"
