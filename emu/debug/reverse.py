@@ -415,8 +415,8 @@ class ReverseDebugger:
         target = Position.parse(text)
         if target == self.here:
             return f"already at {target.text()}"
-        if target > self.here:
-            return f"{target.text()} is after the current position {self.here.text()}: continue or step to go forward"
+        if target.seg > self.here.seg:
+            return f"{target.text()} is in a later segment than {self.here.text()}: continue or step to go there"
         snap = self._latest_before(target)
         if snap is None:
             return self._refusal()
