@@ -546,8 +546,8 @@ class GdbStub:
         hart = self.stop.hart if self.stop else 0
         if pkt == "bc":
             return self.reverse.reverse_continue(hart)
-        tid = self.c_thread or self._stopped_thread()
-        return self.reverse.reverse_step(tid - 1, hart)
+        tid = self.c_thread or self.g_thread  # GDB resumes "all" (Hc-1): the thread it looks at
+        return self.reverse.reverse_step(tid - 1, tid - 1)
 
     def halt_for_plan(self, hart: int) -> None:
         """A re-execution reached its target on `hart` (from the per-instruction hook)."""
