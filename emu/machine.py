@@ -118,6 +118,7 @@ class Machine:
         self._tty = False
         self.output_gate: "OutputGate | None" = None  # reverse debugging: output not shown twice
         self.last_input_round = -1  # the round console input last reached the emulator
+        self.input_held = False  # reverse debugging re-executes the past: no new input meanwhile
 
         self.cpu = RiscvCpu(board, self)
         ram = board.ram
@@ -454,7 +455,7 @@ class Machine:
             # select each is wasted); pipes and files every round, so their input arrives at
             # the same rounds whatever the host's speed
             self._input_polled = now
-            got = self.console.read_input(wait)
+            got = b"" if self.input_held else self.console.read_input(wait)
             if got:
                 self.last_input_round = self.scheduler.rounds
             self.pending_input += got

@@ -202,6 +202,7 @@ class ReverseDebugger:
         """Carry out `plan` in this freshly restored process.  True when it is done already."""
         m = self.m
         self.plan = plan
+        m.input_held = True
         self.gate.shown = max(self.gate.shown, plan.console_shown)
         if m.trace_log is not None:
             m.trace_log.skip_until = max(m.trace_log.skip_until, plan.trace_written)
@@ -360,12 +361,16 @@ class ReverseDebugger:
         if end.hart == BETWEEN_ROUNDS:
             self.here = end
         self.plan = None
+        self.m.input_held = False
         self.snaps.truncate(self._snap(plan.snap))
         self.seg = self.here.seg
         del self.segments[self.seg + 1:]
         self.segments[self.seg].end = self.here.as_list()
         hart = end.hart if end.hart >= 0 else plan.thread
         self.settle()
+        if "replaylog:begin" in plan.extra and self.m.last_input_round >= 0:
+            stub.console_note(f"emu: reverse history starts at {self.here.text()}: console input reached the guest "
+                              f"at round {self.m.last_input_round} and is not recorded\n")
         stub.stopped_by_plan(hart, plan.extra, plan.reply, self.here)
 
     def _diverged(self, why: str) -> None:
@@ -377,6 +382,7 @@ class ReverseDebugger:
         self._disarm()
         self.here = self.position(None)
         self.plan = None
+        self.m.input_held = False
         self.stub.stopped_by_plan(plan.thread, "", plan.reply, self.here)
 
     # -- requests from GDB -------------------------------------------------------------------

@@ -562,6 +562,10 @@ class GdbStub:
         else:
             self._send(self._stop_reply())
 
+    def console_note(self, text: str) -> None:
+        """A line for GDB's console while it waits for a stop reply (an `O` packet)."""
+        self._send("O" + text.encode().hex())
+
     def point_list(self) -> list[list[int]]:
         """The break- and watchpoints GDB has inserted, as [kind, addr, len]."""
         return [[0, addr, 4] for addr in self.state.breakpoints] + [list(k) for k in self.state.watchpoints]
@@ -580,7 +584,8 @@ class GdbStub:
     def _monitor(self, cmd: str) -> str | None:
         words = cmd.split()
         if not words:
-            return "commands: harts, vtime, trace last N, break-on EVENT|clear, phys on|off, step-others on|off"
+            return ("commands: harts, vtime, trace last N, break-on EVENT|clear, phys on|off, step-others on|off, "
+                    "when, goto POSITION, snapshot, snapshots")
         if words[0] == "harts":
             return "\n".join(self._extra_info(h.id + 1) + self._where(h) for h in self.m.harts)
         if words[0] == "vtime":
