@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import unicorn
 
 from emu.board import TIMEBASE_HZ
+from emu.debug.plan import OutputGate, Plan, Segment
 from emu.debug.position import AFTER_STEP, BETWEEN_ROUNDS, Position
 from emu.errors import EmuError
 from emu.snapshot import ForkSnapshots, SnapshotInfo
@@ -37,52 +38,11 @@ if TYPE_CHECKING:
     from emu.debug.stub import GdbStub
     from emu.smp.hart import Hart
 
-SIGTRAP = 5
-
-
-@dataclass
-class OutputGate:
-    """Console bytes a re-execution produces again are not shown twice."""
-
-    written: int = 0  # console bytes this run has produced
-    shown: int = 0  # bytes the host has already been given (the high-water mark)
-
-    def console(self, data: bytes) -> bytes:
-        start = self.written
-        self.written += len(data)
-        if self.written <= self.shown:
-            return b""
-        skip = max(0, self.shown - start)
-        self.shown = self.written
-        return data[skip:]
-
-
-@dataclass
-class Segment:
-    kind: str  # "continue" or "step"
-    hart: int  # the stepped hart (steps)
-    end: list[int] | None = None  # where it stopped (Position.as_list)
-
-
-@dataclass
-class Plan:
-    op: str  # goto, scan, rstep, rstep-turn
-    snap: int  # the snapshot restored
-    end: list[int]  # where this pass stops (goto: the target)
-    reply: str = "stop"  # stop (a stop reply) or monitor (a qRcmd answer)
-    extra: str = ""  # the stop reply's reason (goto)
-    thread: int = 0  # hart to report if the target names none
-    before: list[int] | None = None  # scan/rstep: the position we go back from
-    hart: int = -1  # rstep: the hart stepped back
-    turn: list[int] | None = None  # rstep-turn: (round, hart) re-executed by instruction
-    turns: list[list[int]] = field(default_factory=list)  # rstep-turn: earlier candidate turns
-    points: list[list[int]] = field(default_factory=list)  # the user's break/watch points
-    console_shown: int = 0
-    trace_written: int = 0
-    input_round: int = -1
-
 
 class ReverseDebugger:
+    """The stub's reverse execution: segments, snapshots, positions and the plans that a
+    restored process carries out.  Lives in every process of the run (inherited by fork)."""
+
     def __init__(self, stub: "GdbStub", every_ms: float, keep: int) -> None:
         self.stub = stub
         self.m = stub.m
@@ -394,10 +354,6 @@ class ReverseDebugger:
 
     def _snap(self, ident: int) -> SnapshotInfo:
         return next(s for s in self.snaps.snaps if s.ident == ident)
-
-    @staticmethod
-    def snap_position(snap: SnapshotInfo) -> Position:
-        return Position.of(snap.key)
 
     def _base_plan(self, op: str, snap: SnapshotInfo, end: Position, reply: str, thread: int, **kw: Any) -> Plan:
         return Plan(op, snap.ident, end.as_list(), reply, thread=thread, points=self.stub.point_list(), **kw)
