@@ -155,12 +155,13 @@ def _session(elf: Path, trace: Path, go_back: bool) -> tuple[bytes, bytes]:
             gdb.expect(r"\(gdb\) ")
         if go_back:
             gdb.sendline("monitor when")
-            gdb.expect(r"position (\S+)")
+            gdb.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
             here = gdb.match.group(1).decode()
             gdb.expect(r"\(gdb\) ")
             for line in [f"watch -l {FLAG}", "reverse-continue", "reverse-stepi", "delete", f"monitor goto {here}"]:
                 gdb.sendline(line)
                 gdb.expect(r"\(gdb\) ")
+            assert f"now at {here}" in gdb.before.decode(errors="replace")
         gdb.sendline("delete")
         gdb.expect(r"\(gdb\) ")
         gdb.sendline("detach")
