@@ -100,6 +100,11 @@ def main() -> None:
 @click.option("--replay", "replay", default=None, metavar="FILE",
               help="Take the host inputs from a --record FILE instead of the console: the same console, "
                    "trace and --stats, or exit 119 at the first divergence.")
+@click.option("--snapshot-every", "snapshot_every", type=float, default=None, metavar="MS",
+              help="With --gdb: reverse execution; a snapshot (fork) at every resume and every MS virtual ms "
+                   "(0: at resumes only).")
+@click.option("--snapshot-keep", "snapshot_keep", type=int, default=64, show_default=True,
+              help="Snapshots kept at most (the oldest go first).")
 @click.option("-nographic", "nographic", is_flag=True, hidden=True)
 @click.option("-no-reboot", "no_reboot", is_flag=True, hidden=True)
 @click.option("-M", "-machine", "machine", default="virt", hidden=True)
@@ -112,7 +117,8 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
         trace: str | None, trace_profile: str, trace_events: str, drives: tuple[str, ...], net: str | None,
         virtio_mmio: str, gdb: str | None, gdb_wait: bool, nographic: bool, no_reboot: bool, machine: str, bios: str, serial: str,
         display: str, wait_flag: bool, on_idle_eof: str = "exit", record: str | None = None,
-        replay: str | None = None, nic: str = "virtio") -> None:
+        replay: str | None = None, nic: str = "virtio", snapshot_every: float | None = None,
+        snapshot_keep: int = 64) -> None:
     """Boot a kernel on the virt board with the console on stdin/stdout."""
     from emu.machine import MachineOptions
 
@@ -149,6 +155,12 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
                           virtio_legacy=virtio_mmio == "legacy", record=record, replay=replay)
     if opts.gdb_wait and not gdb:
         raise EmuError("--gdb-wait needs --gdb [HOST]:PORT")
+    if snapshot_every is not None:
+        if not gdb:
+            raise EmuError("--snapshot-every is for reverse debugging: it needs --gdb [HOST]:PORT")
+        if snapshot_every < 0 or snapshot_keep < 2:
+            raise EmuError("--snapshot-every MS >= 0 and --snapshot-keep N >= 2")
+        opts.snapshot_every, opts.snapshot_keep = snapshot_every, snapshot_keep
     from emu.runctl import parse_on_idle_eof
 
     opts.on_idle_eof = parse_on_idle_eof(on_idle_eof)  # scripted runs end by themselves

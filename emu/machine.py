@@ -42,6 +42,7 @@ from loader.image import KernelImage
 
 if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or debugging
     from emu.cpu import native
+    from emu.debug.reverse import OutputGate
     from emu.debug.stub import GdbStub
     from emu.trace.events import EventLog
     from emu.trace.profile import Profile
@@ -84,6 +85,8 @@ class MachineOptions:
     on_idle_eof: float | None = None  # exit after this many virtual s idle once piped input ended (None: wait)
     record: str | None = None  # write the run's host inputs here (emu/record.py)
     replay: str | None = None  # take the host inputs from this recording instead of the console
+    snapshot_every: float | None = None  # --gdb reverse execution: snapshot every this many virtual ms
+    snapshot_keep: int = 64  # at most this many snapshots (the oldest go first)
 
 
 @dataclass
@@ -115,6 +118,9 @@ class Machine:
         self.idle_eof = IdleAfterEof(self.opts.on_idle_eof)
         self._tty_of: Console | None = None  # the console whose input `_tty` describes
         self._tty = False
+        self.output_gate: "OutputGate | None" = None  # reverse debugging: output not shown twice
+        self.last_input_round = -1  # the round console input last reached the emulator
+        self.input_held = False  # reverse debugging re-executes the past: no new input meanwhile
 
         self.mmio_counts: dict[str, int] = {}
         self._uart_fast: "native.UartFastStruct | None" = None
@@ -488,7 +494,10 @@ class Machine:
             # select each is wasted); pipes and files every round, so their input arrives at
             # the same rounds whatever the host's speed
             self._input_polled = now
-            self.pending_input += self.console.read_input(wait)
+            got = b"" if self.input_held else self.console.read_input(wait)
+            if got:
+                self.last_input_round = self.scheduler.rounds
+            self.pending_input += got
             if self.console.eof and self.recorder is not None:
                 self.recorder.eof(self.position())
             if self.console.quit_requested:
@@ -683,7 +692,9 @@ class Machine:
             self._console_out(ctypes.string_at(ctypes.addressof(fast.tx), n))
 
     def _console_out(self, data: bytes) -> None:
-        self.console.write(data)
+        shown = data if self.output_gate is None else self.output_gate.console(data)
+        if shown:
+            self.console.write(shown)
         self.idle_eof.activity()
         self._watch_panic(data)
 

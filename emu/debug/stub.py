@@ -20,6 +20,8 @@ from emu.errors import EmuError
 from emu.smp.hart import HsmState
 
 if TYPE_CHECKING:
+    from emu.debug.position import Position
+    from emu.debug.reverse import ReverseDebugger
     from emu.machine import Machine
     from emu.smp.hart import Hart
 
@@ -74,6 +76,16 @@ class GdbStub:
         self.g_thread = 1
         self.last_event: tuple | None = None
         self._pending_report = False
+        self.c_thread = 0  # Hc: the thread a reverse step applies to (0: the stopped one)
+        self.reverse: "ReverseDebugger | None" = None
+        if machine.opts.snapshot_every is not None:
+            from emu.debug.reverse import ReverseDebugger
+
+            try:
+                self.reverse = ReverseDebugger(self, machine.opts.snapshot_every, machine.opts.snapshot_keep)
+            except EmuError:
+                self.listener.close()
+                raise
 
     # -- called by the machine -------------------------------------------------------
     @property
@@ -85,16 +97,22 @@ class GdbStub:
         if self.stop is None:
             self.stop = info
             self._pending_report = True
+            if self.reverse is not None:
+                # a watchpoint stops at the next instruction boundary (the engine's exact
+                # stops): the position is a plain one, the pc after the accessing instruction
+                self.reverse.note_halt(self.cpu.current)
             if self.cpu.current is not None:
                 self.cpu.stop("debug")
 
     def poll(self) -> None:
         """Between rounds: accept a client, notice Ctrl-C, serve while halted."""
         self._accept(block=False)
+        if self.reverse is not None and self.stop is None:
+            self.reverse.poll()  # periodic snapshots; a re-execution's end
         if self.stop is not None and self._pending_report:
             self._pending_report = False
             self.report_stop()
-        if self.conn is not None and self.stop is None:
+        if self.conn is not None and self.stop is None and not self._replaying:
             ready, _, _ = select.select([self.conn], [], [], 0)
             if ready:
                 self._receive(self.conn.recv(4096))
@@ -102,6 +120,7 @@ class GdbStub:
             if self._pending_report:  # e.g. a breakpoint hit while stepping off another one
                 self._pending_report = False
                 self.report_stop()
+                continue
             if self.conn is None:
                 if not self.wait_for_client:
                     self.stop = None  # nobody to report to: run on
@@ -122,10 +141,15 @@ class GdbStub:
                 continue
             self._receive(data)
 
+    @property
+    def _replaying(self) -> bool:
+        """A reverse request is being carried out by re-execution: GDB waits for its answer."""
+        return self.reverse is not None and self.reverse.plan is not None
+
     def on_trace_event(self, hart: "Hart", kind: str, fields: dict[str, Any]) -> None:
         """`monitor break-on EVENT`: stop when a matching trace event happens."""
         bo = self.state.break_on
-        if not bo:
+        if not bo or self._replaying:
             return
         names = {kind}
         if kind == "stage":
@@ -194,6 +218,8 @@ class GdbStub:
             if kind == "interrupt":
                 if self.stop is None:
                     self.stop = StopInfo(self._running_hart(), SIGINT)
+                    if self.reverse is not None:
+                        self.reverse.note_halt(None)
                     self._send(self._stop_reply())
             elif kind == "bad":
                 if not self.no_ack and self.conn:
@@ -213,7 +239,8 @@ class GdbStub:
     def _handle(self, pkt: str) -> str | None:  # noqa: PLR0911, PLR0912 - a protocol dispatcher
         try:
             if pkt.startswith("qSupported"):
-                return "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;swbreak+;vContSupported+"
+                reverse = ";ReverseContinue+;ReverseStep+" if self.reverse is not None else ""
+                return "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;swbreak+;vContSupported+" + reverse
             if pkt == "QStartNoAckMode":
                 self._send("OK")
                 self.no_ack = True
@@ -234,6 +261,8 @@ class GdbStub:
                 return "1"
             if pkt.startswith("qRcmd,"):
                 out = self._monitor(bytes.fromhex(pkt[6:]).decode(errors="replace"))
+                if out is None:
+                    return None  # answered by a restored copy (monitor goto)
                 return (out + "\n").encode().hex() if out else "OK"
             if pkt.startswith("H"):
                 tid = int(pkt[2:], 16) if pkt[2:] not in ("", "-1") else 0
@@ -241,6 +270,8 @@ class GdbStub:
                     if tid - 1 >= len(self.m.harts):
                         return "E01"
                     self.g_thread = tid
+                if pkt[1] == "c":
+                    self.c_thread = tid if 0 < tid <= len(self.m.harts) else 0
                 return "OK"
             if pkt.startswith("T"):
                 tid = int(pkt[1:], 16)
@@ -277,6 +308,8 @@ class GdbStub:
                 return self._resume(None)
             if pkt.startswith("s"):
                 return self._step_and_report(self._stopped_thread())
+            if pkt in ("bc", "bs"):
+                return self._reverse(pkt)
             if pkt.startswith("D"):
                 self._send("OK")
                 self._drop()
@@ -393,6 +426,10 @@ class GdbStub:
     def _on_breakpoint(self, pc: int) -> None:
         hart = self.cpu.current
         assert hart is not None
+        if self._replaying:
+            assert self.reverse is not None
+            self.reverse.hit(hart, pc, "swbreak:;")
+            return
         self.cpu.set_pc(pc)  # stop before the instruction runs
         self.cpu.suppress_hooks_at(hart, pc)
         self.halt(StopInfo(hart.id, SIGTRAP, "swbreak:;"))
@@ -403,6 +440,10 @@ class GdbStub:
         def on_access(address: int, _size: int, _value: int) -> None:
             hart = self.cpu.current
             assert hart is not None
+            if self._replaying:
+                assert self.reverse is not None
+                self.reverse.hit(hart, self.cpu.pc(), f"{name}:{address:x};")
+                return
             self.halt(StopInfo(hart.id, SIGTRAP, f"{name}:{address:x};"))
         return on_access
 
@@ -436,28 +477,117 @@ class GdbStub:
         self.m.run_only = None if run_all or not only else only
         return self._resume(None)
 
-    def _step_and_report(self, tid: int) -> str:
+    def _step_and_report(self, tid: int) -> str | None:
         hart = self._hart(tid)
-        self.m.step_hart(hart, others=self.state.step_others)
+        rev = self.reverse
+        if rev is not None and rev.on_resume("step", hart.id):
+            return None  # a restored copy that has answered already
+        if rev is not None:
+            rev.stepping = True
+        try:
+            self.m.step_hart(hart, others=self.state.step_others)
+        finally:
+            if rev is not None:
+                rev.stepping = False
+        if rev is not None:
+            if rev.plan is not None:
+                rev.after_step(hart)  # a re-executed step: the plan answers (or goes on elsewhere)
+                return None
+            rev.stepped(hart)
         self.stop = StopInfo(hart.id, SIGTRAP)
         return self._stop_reply()
 
     def _resume(self, _tid: int | None) -> None:
         stopped = self.stop
+        rev = self.reverse
+        if rev is not None and stopped is not None:
+            return self._resume_reversible(rev, self.m.harts[stopped.hart])
         self.stop = None
         if stopped is not None:
             self.m.prepare_resume(self.m.harts[stopped.hart])
         return None
 
+    def _resume_reversible(self, rev: "ReverseDebugger", hart: "Hart") -> None:
+        """A continue from a stop at a hooked instruction first executes that instruction
+        outside the rounds (prepare_resume): that step is a segment of its own, so that a
+        re-execution can tell it from the rounds after it."""
+        suppress = self.cpu._suppress  # as Machine.prepare_resume: will it step first?
+        if suppress is not None and suppress[0] is hart:
+            if rev.on_resume("step", hart.id):
+                return None  # a restored copy that has answered already
+            self.stop = None
+            rev.stepping = True
+            try:
+                self.m.prepare_resume(hart)
+            finally:
+                rev.stepping = False
+            if rev.plan is not None:
+                rev.after_step(hart)
+                return None
+            if self.stop is not None:
+                return None  # a break/watchpoint on the way (reported by poll)
+            rev.stepped(hart)
+        if rev.on_resume("continue", hart.id):
+            return None
+        self.stop = None
+        return None
+
     def report_stop(self) -> None:
         """Tell GDB why the machine stopped (after a continue)."""
+        if self.reverse is not None:
+            if self.reverse.plan is not None:
+                self.reverse.reached()  # a re-execution's target: it answers (or goes on elsewhere)
+                return
+            self.reverse.settle()
         self._send(self._stop_reply())
 
+    # -- reverse execution (emu/debug/reverse.py) -----------------------------------------
+    def _reverse(self, pkt: str) -> str | None:
+        if self.reverse is None:
+            return "E.reverse execution needs emu run --snapshot-every MS"
+        hart = self.stop.hart if self.stop else 0
+        if pkt == "bc":
+            return self.reverse.reverse_continue(hart)
+        tid = self.c_thread or self.g_thread  # GDB resumes "all" (Hc-1): the thread it looks at
+        return self.reverse.reverse_step(tid - 1, tid - 1)
+
+    def halt_for_plan(self, hart: int) -> None:
+        """A re-execution reached its target on `hart` (from the per-instruction hook)."""
+        self.halt(StopInfo(hart, SIGTRAP))
+
+    def stopped_by_plan(self, hart: int, extra: str, reply: str, where: "Position") -> None:
+        """The machine now stands where a reverse request asked: answer GDB."""
+        self.stop = StopInfo(hart, SIGTRAP, extra)
+        self._pending_report = False
+        if reply == "monitor":
+            self._send(f"now at {where.text()} ({where.describe()}); gdb: maint flush register-cache\n".encode().hex())
+        else:
+            self._send(self._stop_reply())
+
+    def console_note(self, text: str) -> None:
+        """A line for GDB's console while it waits for a stop reply (an `O` packet)."""
+        self._send("O" + text.encode().hex())
+
+    def point_list(self) -> list[list[int]]:
+        """The break- and watchpoints GDB has inserted, as [kind, addr, len]."""
+        return [[0, addr, 4] for addr in self.state.breakpoints] + [list(k) for k in self.state.watchpoints]
+
+    def set_points(self, points: list[list[int]]) -> None:
+        """Make the inserted break- and watchpoints `points` (a restored copy gets GDB's
+        current ones, not those of the time of its snapshot)."""
+        want = {tuple(p) for p in points}
+        have = {(0, a, 4) for a in self.state.breakpoints} | set(self.state.watchpoints)
+        for kind, addr, length in have - want:
+            self._point(f"z{kind},{addr:x},{length:x}")
+        for kind, addr, length in want - have:
+            self._point(f"Z{kind},{addr:x},{length:x}")
+
     # -- monitor --------------------------------------------------------------------------------
-    def _monitor(self, cmd: str) -> str:
+    def _monitor(self, cmd: str) -> str | None:
         words = cmd.split()
         if not words:
-            return "commands: harts, vtime, trace last N, break-on EVENT|clear, phys on|off, step-others on|off"
+            return ("commands: harts, vtime, trace last N, break-on EVENT|clear, phys on|off, step-others on|off, "
+                    "when, goto POSITION, snapshot, snapshots")
         if words[0] == "harts":
             return "\n".join(self._extra_info(h.id + 1) + self._where(h) for h in self.m.harts)
         if words[0] == "vtime":
@@ -477,10 +607,29 @@ class GdbStub:
             event = " ".join(words[1:])
             self.state.break_on.add(event)
             return f"will stop on {event}"
+        if words[0] in ("when", "goto", "snapshot", "snapshots"):
+            return self._monitor_reverse(words)
         if words[0] in ("phys", "step-others") and len(words) == 2 and words[1] in ("on", "off"):
             setattr(self.state, words[0].replace("-", "_"), words[1] == "on")
             return f"{words[0]} {words[1]}"
         return f"unknown monitor command: {cmd}"
+
+    def _monitor_reverse(self, words: list[str]) -> str | None:
+        rev = self.reverse
+        if rev is None:
+            return "reverse execution needs emu run --snapshot-every MS"
+        if words[0] == "when":
+            return rev.when()
+        if words[0] == "snapshot":
+            return rev.pin()
+        if words[0] == "snapshots":
+            return rev.info()
+        if len(words) != 2:
+            return "goto POSITION (as `monitor when` prints it)"
+        try:
+            return rev.goto(words[1], self._stopped_thread() - 1)
+        except EmuError as err:
+            return str(err)
 
     def _where(self, hart: "Hart") -> str:
         with self.cpu.inspect(hart):

@@ -79,6 +79,7 @@ class EventLog:
         self._data_start = self._stream.tell()
         self._batch: list[tuple] = []
         self._written = 0  # events already in the stream
+        self.skip_until = 0  # events before this index are in the stream already (reverse re-execution)
         self._last_spill = 0.0
 
     def wants(self, kind: str) -> bool:
@@ -106,9 +107,12 @@ class EventLog:
         """Write the pending events in one go (one C-encoder call per batch, not per event)
         and hand them to the OS, so they survive the process being killed."""
         if self._batch:
-            text = SEPARATOR.join(map(_ENCODER.encode, self._batch))
-            self._stream.write((SEPARATOR if self._written else "") + text)
-            self._stream.flush()
+            first = self.count - len(self._batch)  # the batch's index among the run's events
+            fresh = self._batch[max(0, self.skip_until - first):]
+            if fresh:
+                text = SEPARATOR.join(map(_ENCODER.encode, fresh))
+                self._stream.write((SEPARATOR if self.count - len(fresh) else "") + text)
+                self._stream.flush()
             self._written += len(self._batch)
             self._batch.clear()
 

@@ -1,0 +1,192 @@
+"""Reverse execution (issue 20) against Debian's gdb-multiarch on the reference guest.
+
+The guest's first system calls (the shell's prompt) go through the offload path without
+any console input: hart 0 submits, hart 1 executes and sets the request's completion flag
+(ref_complete), then wakes the task, which hart 0 resumes (ref_resume).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import emu_cmd
+from tests.debug.test_gdb import gdb_batch
+
+GDB = shutil.which("gdb-multiarch")
+pytestmark = pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")
+FLAG = "((struct ref_req *)$a0)->completed"
+
+
+class ReverseEmu:
+    """emu with reverse debugging, halted before the first instruction, no console input."""
+
+    def __init__(self, elf: Path, smp: int = 2, *extra: str) -> None:
+        self.marker = f"120.{uuid.uuid4().int % 10**9:09d}"  # a --timeout that finds every process of this run
+        self.proc = subprocess.Popen(
+            emu_cmd("run", "--smp", str(smp), "--kernel", str(elf), "--append", "offload=ipi",
+                    "--timeout", self.marker, "--gdb", "127.0.0.1:0", "--gdb-wait", "--snapshot-every", "1", *extra),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stderr.readline().decode()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        self.port = int(m.group(1))
+
+    def finish(self) -> tuple[int, bytes, bytes]:
+        try:
+            out, err = self.proc.communicate(timeout=60)
+        finally:
+            self.proc.kill()
+        assert self.leftovers() == [], "snapshot processes outlived the run"
+        return self.proc.returncode, out, err
+
+    def leftovers(self) -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if self.marker.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+        return found
+
+
+def _spawn_gdb(elf: Path, port: int) -> pexpect.spawn:
+    """An interactive gdb (its answers decide the next command), plain text."""
+    return pexpect.spawn(GDB, ["-q", "-nx", "-ex", "set style enabled off", "-ex", "set architecture riscv:rv64",
+                               "-ex", "set confirm off", "-ex", "set pagination off",
+                               "-ex", f"target remote 127.0.0.1:{port}", str(elf)],
+                         timeout=60, env={**os.environ, "TERM": "dumb"})
+
+
+def _registers(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.match(r"^(ra|sp|gp|tp|t\d|fp|s\d+|a\d|pc)\s+0x", line)]
+
+
+@pytest.mark.parametrize("smp", [2, 4])
+def test_reverse_continue_finds_the_completion_write_on_the_other_hart(refguest_elf, smp):
+    emu = ReverseEmu(refguest_elf, smp)
+    out = gdb_batch(refguest_elf, emu.port, "break ref_resume", "continue", "echo @@P\\n", "monitor when",
+                    f"watch -l {FLAG}", "reverse-continue", "echo @@RC\\n", "info threads", "x/i $pc", f"p {FLAG}",
+                    "echo @@R1\\n", "info registers", "reverse-stepi", "echo @@RS\\n", "p/x $pc", "stepi",
+                    "echo @@R2\\n", "info registers", "echo @@W\\n", "stepi", f"p {FLAG}", "kill")
+    code, _, _ = emu.finish()
+    assert "Thread 1 hit Breakpoint 1, ref_resume" in out, out
+    _, after = out.split("@@P", 1)
+    assert re.search(r"position 1:\d+:0:\d+:0x[0-9a-f]+ ", after), after
+    rc, rest = after.split("@@RC", 1)
+    assert "Thread 2 hit Hardware watchpoint 2" in rc, out  # hart 1 wrote it, hart 0 waits for it
+    assert "in ref_complete" in rc
+    assert re.search(r"\* 2\s+Thread 2 \(hart1 S-mode", rest), rest
+    store = re.search(r"=> (0x[0-9a-f]+) <ref_complete\+\d+>:\s+(amoswap\.d|amoor\.d|sd)\s", rest)
+    assert store, rest  # stopped on the writing instruction itself ...
+    before_write = rest.split("@@R1", 1)[0]
+    assert re.search(r"\$\d+ = 0\n", before_write), before_write  # ... before it wrote 1
+    regs1 = _registers(rest.split("@@R1", 1)[1].split("@@RS", 1)[0])
+    stepped_back = rest.split("@@RS", 1)[1].split("@@R2", 1)[0]
+    assert int(re.search(r"\$\d+ = (0x[0-9a-f]+)", stepped_back).group(1), 16) < int(store.group(1), 16)
+    regs2 = _registers(rest.split("@@R2", 1)[1].split("@@W", 1)[0])
+    assert len(regs1) == 32 and regs1 == regs2  # reverse-stepi then stepi: the same state
+    assert re.search(r"\$\d+ = 1\n", rest.split("@@W", 1)[1]), rest  # the write, forward again
+    assert code == 0
+
+
+def test_when_goto_and_reverse_finish(refguest_elf):
+    emu = ReverseEmu(refguest_elf, 2)
+    gdb = _spawn_gdb(refguest_elf, emu.port)
+    prompt = r"\(gdb\) "
+
+    def cmd(line: str) -> str:
+        gdb.sendline(line)
+        gdb.expect(prompt)
+        return gdb.before.decode(errors="replace")
+    try:
+        gdb.expect(prompt)
+        cmd("break ref_resume")
+        cmd("continue")  # the prompt's write has completed
+        first = re.search(r"position (\S+)", cmd("monitor when")).group(1)
+        cmd("break ref_submit")
+        assert "ref_submit" in cmd("continue")  # the shell's read is submitted
+        second = re.search(r"position (\S+)", cmd("monitor when")).group(1)
+        assert first.split(":")[0] != second.split(":")[0]  # two resumes: two segments
+        assert f"now at {first}" in cmd(f"monitor goto {first}")
+        cmd("maint flush register-cache")
+        assert "#0  ref_resume" in cmd("bt 1")
+        assert f"position {first}" in cmd("monitor when")
+        assert "later segment" in cmd(f"monitor goto {second}")  # that future was left behind
+        assert "bad position" in cmd("monitor goto nowhere")
+        cmd("delete")
+        cmd("break ref_submit")
+        assert "ref_submit" in cmd("continue")
+        cmd("delete")
+        cmd(f"watch -l {FLAG}")
+        assert "syscall_trap" in cmd("reverse-continue")  # hart 0 clears it for the read
+        assert "ref_complete" in cmd("reverse-continue")  # hart 1 set it for the write
+        finished = cmd("reverse-finish")
+        assert "finish (" in finished, finished  # back in the caller, before the call
+        assert "ref_complete(req)" in finished or "103" in finished
+        assert "history" not in cmd("reverse-next")
+        gdb.sendline("kill")
+        gdb.expect(prompt)
+        gdb.sendline("quit")
+        gdb.expect(pexpect.EOF)
+    finally:
+        gdb.close()
+    code, _, _ = emu.finish()
+    assert code == 0
+
+
+def _session(elf: Path, trace: Path, go_back: bool) -> tuple[bytes, bytes]:
+    """Boot to the first ref_resume under gdb, optionally go back and forth in time, then
+    detach and let the guest idle out; the console output and the trace file."""
+    emu = ReverseEmu(elf, 2, "--trace", str(trace))
+    gdb = _spawn_gdb(elf, emu.port)
+    try:
+        gdb.expect(r"\(gdb\) ")
+        for line in ["break ref_resume", "continue"]:
+            gdb.sendline(line)
+            gdb.expect(r"\(gdb\) ")
+        if go_back:
+            gdb.sendline("monitor when")
+            gdb.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
+            here = gdb.match.group(1).decode()
+            gdb.expect(r"\(gdb\) ")
+            for line in [f"watch -l {FLAG}", "reverse-continue", "reverse-stepi", "delete", f"monitor goto {here}"]:
+                gdb.sendline(line)
+                gdb.expect(r"\(gdb\) ")
+            assert f"now at {here}" in gdb.before.decode(errors="replace")
+        gdb.sendline("delete")
+        gdb.expect(r"\(gdb\) ")
+        gdb.sendline("detach")
+        gdb.expect(r"\(gdb\) ")
+        gdb.sendline("quit")
+        gdb.expect(pexpect.EOF)
+    finally:
+        gdb.close()
+    code, out, _ = emu.finish()
+    assert code == 125  # idle after the end of (empty) input, as without a debugger
+    return out, trace.read_bytes()
+
+
+def test_going_back_and_returning_leaves_console_and_trace_byte_identical(refguest_elf, tmp_path):
+    plain_out, plain_trace = _session(refguest_elf, tmp_path / "plain.json", go_back=False)
+    back_out, back_trace = _session(refguest_elf, tmp_path / "back.json", go_back=True)
+    assert b"ref> " in plain_out
+    assert back_out == plain_out  # re-executed output is not shown twice, nothing is lost
+    assert back_trace == plain_trace
+
+
+def test_reverse_needs_snapshots_and_refuses_what_it_cannot_replay(refguest_elf):
+    res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--snapshot-every", "1", "--timeout", "5"),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "needs --gdb" in res.stderr
+    res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--snapshot-every", "1",
+                                 "--net", "user", "--timeout", "5"), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "network" in res.stderr, res.stderr
