@@ -8,7 +8,6 @@ stubs generated here; a test asserts on what the guest's handler recorded.
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from emu.board import BoardSpec
-from emu.machine import Machine, MachineOptions, RunResult
-from loader.image import KernelImage, load_kernel
+from emu.machine import Machine, MachineOptions
+from loader.image import load_kernel
+from tests.guest import Run as GuestRun
 
 AS = shutil.which("as") if sys.platform == "linux" and shutil.which("as") else None
 LD = shutil.which("ld")
@@ -77,21 +77,8 @@ def build(asm: str, workdir: Path, name: str = "guest") -> Path:
 
 
 @dataclass
-class Run:
-    machine: Machine
-    result: RunResult
-    kernel: KernelImage
-
-    def sym(self, name: str) -> int:
-        return self.kernel.symbols.by_name[name]
-
-    def u64(self, addr: int) -> int:
-        data = self.machine.cpu.read_phys(addr, 8)
-        assert data is not None
-        return struct.unpack("<Q", data)[0]
-
-    def word(self, name: str, index: int = 0) -> int:
-        return self.u64(self.sym(name) + 8 * index)
+class Run(GuestRun):
+    """A finished x86 guest run: the riscv guests' accessors plus the x86 trap records."""
 
     def records(self) -> list[dict[str, int]]:
         """What the guest's handler recorded, in order."""
