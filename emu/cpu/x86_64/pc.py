@@ -106,6 +106,11 @@ class PcPlatform:
         m.cpu.switch_in(bsp)  # apply the entry registers now, so a debugger sees them
         if rsp is not None:
             m.cpu.wreg(X.UC_X86_REG_RSP, rsp)
+            # UEFI's x64 handover state (UEFI 2.x, 2.3.4): zCore never runs fninit/ldmxcsr and
+            # its user contexts inherit the CPU's, so musl's math saw single precision and no
+            # FP exception flags with the registers left 0.
+            m.cpu.wreg(X.UC_X86_REG_FPCW, zcore_x86.UEFI_FPCW)
+            m.cpu.wreg(X.UC_X86_REG_MXCSR, zcore_x86.UEFI_MXCSR)
         m.cpu.switch_out(bsp)
         m.cpu.current = None
 
