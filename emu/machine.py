@@ -206,9 +206,12 @@ class Machine:
 
         spec = self.opts.trace_profile
         if spec == "auto":
-            self.trace_profile = auto_profile(self.kernel.symbols)
+            self.trace_profile = auto_profile(self.kernel.symbols, self.board.arch)
         elif spec != "none":
             self.trace_profile = load_profile(spec)
+            if self.trace_profile.arch != self.board.arch:
+                raise EmuError(f"trace profile {spec}: written for {self.trace_profile.arch}, the machine is "
+                               f"{self.board.arch}")
         groups = parse_groups(self.opts.trace_events if self.opts.trace else "all")
         if self.opts.trace and self.opts.trace != "-":  # "-": traced, but the caller writes the file
             from emu.trace.output import trace_header

@@ -42,6 +42,10 @@ class KernelImage:
     # of allocating and copying zeros at every start.
     zero_fill: list[tuple[int, int]] = field(default_factory=list)
     boot: object | None = None  # what the board's boot protocol needs (x86 bzImage: its header)
+    # ELF: (virtual address, physical address, memory size, p_flags) of each PT_LOAD as
+    # placed, for loaders that build the kernel's own mapping (zCore x86_64 through rboot's handover)
+    placed: list[tuple[int, int, int, int]] = field(default_factory=list)
+    entry_vaddr: int = 0
     _symbols: Symbols | None = field(default=None, repr=False)
 
     @property
@@ -161,7 +165,7 @@ def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int, arch: str =
             raise malformed("program headers outside the file")
         f.seek(phoff)
         table = f.read(phnum * phentsize)
-        raw, code = [], []
+        raw, code, flags = [], [], []
         for i in range(phnum):
             p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz = struct.unpack_from(
                 "<IIQQQQQ", table, i * phentsize)
@@ -172,6 +176,7 @@ def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int, arch: str =
             f.seek(p_offset)
             data = f.read(p_filesz)
             raw.append((p_paddr, p_vaddr, data, p_memsz))
+            flags.append(p_flags)
             if p_flags & PF_X:
                 code.append((p_vaddr, data))
         if not raw:
@@ -201,7 +206,9 @@ def _load_elf(path: Path, f: BinaryIO, ram_start: int, ram_end: int, arch: str =
     if entry is None:
         raise EmuError(f"{path}: ELF entry point {entry_v:#x} is outside its loadable segments")
     stamp = _stamp(path)
-    return KernelImage(path, "elf", segments, entry, lambda: _symbols_of(path, stamp), code, zero_fill=zero_fill)
+    placed = [(v, place[v], n, fl) for (_, v, _, n), fl in zip(raw, flags)]
+    return KernelImage(path, "elf", segments, entry, lambda: _symbols_of(path, stamp), code, zero_fill=zero_fill,
+                       placed=placed, entry_vaddr=entry_v)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

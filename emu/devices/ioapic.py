@@ -1,8 +1,11 @@
 """The I/O APIC (82093AA, version 0x20 as QEMU's): 24 inputs, each routed by its
 redirection entry to a vector on a local APIC.
 
-Edge-triggered inputs send on a rising level; level-triggered ones send while high and
-then wait for the local APIC's EOI of that vector (remote IRR), as the hardware does.
+Edge-triggered inputs send on a rising level; an edge that arrives while the entry is
+masked is latched and sent when the guest unmasks it (QEMU's IRR: zCore programs COM1
+before it unmasks IRQ 4, and input typed ahead raised the line in between).
+Level-triggered ones send while high and then wait for the local APIC's EOI of that
+vector (remote IRR), as the hardware does.
 The model only decides what to send; `deliver(dest, vector, logical)` (the platform)
 puts the vector into the destination CPUs' local APICs.
 """
@@ -30,6 +33,7 @@ class IoApic:
         self.select = 0
         self.redirection = [MASKED] * NUM_PINS
         self.levels = [False] * NUM_PINS
+        self.latched = [False] * NUM_PINS  # an edge seen while masked
 
     # -- inputs ---------------------------------------------------------------------------
     def set_level(self, pin: int, level: bool) -> None:
@@ -43,7 +47,10 @@ class IoApic:
             if level:
                 self._send(pin)
         elif rising:
-            self._send(pin)
+            if entry & MASKED:
+                self.latched[pin] = True
+            else:
+                self._send(pin)
 
     def _send(self, pin: int) -> None:
         entry = self.redirection[pin]
@@ -106,5 +113,12 @@ class IoApic:
             keep = entry & (REMOTE_IRR | (1 << 12))  # read-only: remote IRR, delivery status
             entry = (entry & ~0xFFFF_FFFF) | (value & ~(REMOTE_IRR | (1 << 12))) | keep
         self.redirection[pin] = entry
-        if not entry & MASKED and entry & LEVEL and self.levels[pin]:
+        if entry & MASKED:
+            return
+        if entry & LEVEL:
+            self.latched[pin] = False
+            if self.levels[pin]:
+                self._send(pin)
+        elif self.latched[pin]:
+            self.latched[pin] = False
             self._send(pin)

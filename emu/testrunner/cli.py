@@ -15,6 +15,8 @@ from emu.testrunner.verdict import DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT
 
 
 @click.command("test")
+@click.option("--arch", default="riscv64", show_default=True,
+              help="Guest architecture, as `emu run --arch`: riscv64 (virt board) or x86_64 (pc board).")
 @click.option("--kernel", "-kernel", "kernel", envvar="EMU_ZCORE_KERNEL", default=None,
               help="Kernel (ELF or raw image); default $EMU_ZCORE_KERNEL.")
 @click.option("--initrd", "-initrd", "initrd", envvar="EMU_ZCORE_INITRD", default=None,
@@ -57,7 +59,7 @@ from emu.testrunner.verdict import DEFAULT_FAIL_PATTERNS, DEFAULT_PROMPT
               help="A NIC on this backend, as `emu run --net`: user[,hostfwd=...] | tap,ifname=NAME | none.")
 @click.option("--nic", "nic", type=click.Choice(["virtio", "e1000", "e1000e"]), default="virtio", show_default=True,
               help="The NIC model behind --net (e1000 / e1000e: on the PCI host, as zCore's Makefile adds).")
-def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool, list_file: str | None, case_paths: tuple[str, ...],
+def test(arch: str, kernel: str | None, initrd: str | None, append: str | None, linux: bool, list_file: str | None, case_paths: tuple[str, ...],
          prompt: str, jobs: int, timeout: float, host_timeout: float | None, boot_timeout: float,
          junit: str | None, trace_failed: str | None, no_trace: bool, smp: int, memory: str, update: bool,
          boot_per_case: bool, case_via: str | None, template: str, fail_patterns: tuple[str, ...],
@@ -69,11 +71,13 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
     emu's detectors stopped the guest (they match a TIMEOUT in a list recorded on QEMU).
     Exit status 1 when a case the list expects OK did not pass, 2 on bad input.
     """
-    from emu.board import MAX_HARTS, GiB, MiB
-    from emu.cli import LINUX_DEFAULT_BOOTARGS, check_nic, parse_size
+    from emu.board import MAX_HARTS, PC_RAM_MAX, GiB, MiB
+    from emu.cli import ARCHES, LINUX_DEFAULT_BOOTARGS, check_nic, parse_size
     from emu.testrunner.report import summary_text, write_junit
     from emu.testrunner.runner import RunConfig, Runner
 
+    if arch not in ARCHES:
+        raise EmuError(f"--arch {arch}: must be one of {', '.join(ARCHES)}")
     if kernel is None:
         raise EmuError("no --kernel given (nor EMU_ZCORE_KERNEL)")
     if append is None:
@@ -85,6 +89,10 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
     if not 1 <= smp <= MAX_HARTS:
         raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
     ram_size = parse_size(memory)
+    if arch == "x86_64" and ram_size > PC_RAM_MAX:
+        raise EmuError(f"-m {memory}: the x86_64 board has at most {PC_RAM_MAX >> 20}M of RAM so far")
+    if arch == "x86_64" and net is not None:
+        raise EmuError("--net: not supported with --arch x86_64 yet")
     if ram_size < 16 * MiB or ram_size > 16 * GiB:
         raise EmuError(f"-m {memory}: RAM must be between 16M and 16G")
     if quantum < 100:
@@ -105,7 +113,7 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
 
     patterns = () if no_defaults else DEFAULT_FAIL_PATTERNS
     config = RunConfig(
-        kernel=kernel, initrd=initrd, append=append, smp=smp, ram_size=ram_size, prompt=prompt,
+        kernel=kernel, arch=arch, initrd=initrd, append=append, smp=smp, ram_size=ram_size, prompt=prompt,
         timeout=timeout, host_timeout=host_timeout, boot_timeout=boot_timeout, jobs=jobs,
         fail_patterns=tuple(patterns) + tuple(fail_patterns), boot_per_case=boot_per_case,
         case_via=case_via, boot_append_template=template, trace_failed=trace_failed, trace=not no_trace,
@@ -120,7 +128,7 @@ def test(kernel: str | None, initrd: str | None, append: str | None, linux: bool
     click.echo(summary_text(outcome, mode))
     if junit is not None:
         suite = Path(list_file).stem if list_file else "emu-test"
-        props = {"kernel": kernel, "initrd": initrd or "", "bootargs": append, "list": list_file or "",
+        props = {"arch": arch, "kernel": kernel, "initrd": initrd or "", "bootargs": append, "list": list_file or "",
                  "mode": mode, "timeout_guest_s": timeout, "smp": smp, "memory": memory}
         write_junit(outcome, junit, suite, props)
     if update and outcome.boot_failed:

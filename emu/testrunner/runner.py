@@ -63,6 +63,7 @@ def default_host_timeout(timeout: float) -> float:
 @dataclass
 class RunConfig:
     kernel: str
+    arch: str = "riscv64"  # the board: riscv64 (virt) or x86_64 (pc)
     initrd: str | None = None
     append: str = ""
     smp: int = 1
@@ -148,8 +149,8 @@ class _Parts:
         from loader.image import load_kernel
 
         self.config = config
-        probe = BoardSpec(harts=config.smp, ram_size=config.ram_size, bootargs="")
-        self.kernel: KernelImage = load_kernel(config.kernel, probe.ram.base, probe.ram.size)
+        probe = BoardSpec(harts=config.smp, ram_size=config.ram_size, bootargs="", arch=config.arch)
+        self.kernel: KernelImage = load_kernel(config.kernel, probe.ram.base, probe.ram.size, config.arch)
         self.initrd: bytes | None = None
         if config.initrd is not None:
             try:
@@ -162,7 +163,7 @@ class _Parts:
         from emu.machine import Machine, MachineOptions
 
         c = self.config
-        board = BoardSpec(harts=c.smp, ram_size=c.ram_size, bootargs=bootargs)
+        board = BoardSpec(harts=c.smp, ram_size=c.ram_size, bootargs=bootargs, arch=c.arch)
         opts = MachineOptions(quantum=c.quantum, timeout=c.host_guard, stdin=None, stdout=None,
                               capture=True, report=io.StringIO(),
                               trace="-" if c.tracing else None, net=c.net, nic=c.nic)

@@ -79,6 +79,7 @@ class Profile:
     points: list[Point]
     detect: list[str]
     syscalls: dict[int, str] = field(default_factory=dict)  # the kernel's own numbers (Linux's are built in)
+    arch: str = "riscv64"  # its expressions name this architecture's registers (only riscv64 so far)
 
 
 def builtin_names() -> list[str]:
@@ -105,17 +106,20 @@ def load_profile(spec: str) -> Profile:
         return Profile(name=data.get("name", path.stem), stages=list(data.get("stages", [])),
                        handoffs=[tuple(h) for h in data.get("handoffs", [])],  # type: ignore[misc]
                        points=points, detect=list(data.get("detect", [])),
-                       syscalls={int(k): str(v) for k, v in data.get("syscalls", {}).items()})
+                       syscalls={int(k): str(v) for k, v in data.get("syscalls", {}).items()},
+                       arch=str(data.get("arch", "riscv64")))
     except (KeyError, TypeError, ValueError) as err:
         raise EmuError(f"trace profile {path}: malformed ({err})") from None
 
 
-def auto_profile(symbols: Symbols) -> Profile | None:
-    """The built-in profile whose `detect` symbols the kernel has, if any."""
+def auto_profile(symbols: Symbols, arch: str = "riscv64") -> Profile | None:
+    """The built-in profile for `arch` whose `detect` symbols the kernel has, if any (the
+    offload fork built for x86_64 has the same symbols as its riscv64 build, not the same
+    registers)."""
     index = SymbolIndex(symbols)
     for name in builtin_names():
         prof = load_profile(name)
-        if prof.detect and all(index.find(s) is not None for s in prof.detect):
+        if prof.arch == arch and prof.detect and all(index.find(s) is not None for s in prof.detect):
             return prof
     return None
 

@@ -102,3 +102,15 @@ def test_lookup_on_a_real_compiled_cxx_object(tmp_path):
     where = syms.describe(addr + 8)
     assert where is not None and where.endswith("+0x8") and not where.startswith(".L")
     assert where.startswith(demangle("_ZN2ns1S1fEi"))
+
+
+def test_auto_profile_only_picks_a_profile_of_the_machines_arch():
+    """The offload fork built for x86_64 has the riscv64 build's symbols; the built-in
+    profile's register expressions are riscv's, so it must not be picked there."""
+    from emu.trace.profile import auto_profile
+
+    syms = Symbols.from_entries([(0x1000, 16, "linux_syscall::async_syscall::event_loop"),
+                                 (0x2000, 64, "<linux_syscall::async_syscall::REMOTE_SYSCALL_REQUESTS as "
+                                              "core::ops::deref::Deref>::deref::__stability::LAZY")])
+    assert auto_profile(syms, "riscv64").name == "zcore-offload"
+    assert auto_profile(syms, "x86_64") is None

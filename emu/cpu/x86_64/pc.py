@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unicorn import x86_const as X
+
 from emu.board import TIMEBASE_HZ
 from emu.cpu.x86_64 import acpi, boot
 from emu.cpu.x86_64.cpu import X86Cpu
@@ -27,7 +29,7 @@ from emu.errors import EmuError
 from emu.smp.clock import BYTES_PER_INSN
 from emu.smp.hart import Hart, HsmState
 from emu.smp.scheduler import Scheduler
-from loader import bzimage
+from loader import bzimage, zcore_x86
 
 if TYPE_CHECKING:
     from emu.machine import Machine
@@ -80,8 +82,9 @@ class PcPlatform:
         with its zero page, an ELF as is)."""
         m = self.m
         kernel = m.kernel
-        if initrd is not None and kernel.kind != "bzimage":
-            raise EmuError("--initrd: only a bzImage kernel takes one on x86_64 so far")
+        rboot = kernel.kind == "elf" and zcore_x86.is_rboot_kernel(kernel.entry_vaddr, True)
+        if initrd is not None and kernel.kind != "bzimage" and not rboot:
+            raise EmuError("--initrd: on x86_64 only a bzImage or an upper-half ELF (zCore) takes one")
         for addr, data in boot.boot_tables():
             m.cpu.write_phys(addr, data)
         self.acpi, tables = acpi.build(len(m.harts), IOAPIC_ID, LAPIC_BASE, IOAPIC_BASE)
@@ -91,13 +94,23 @@ class PcPlatform:
                 raise EmuError(f"{kernel.path}: a segment at {addr:#x} overlaps the boot tables")
             if not m.cpu.write_phys(addr, data):
                 raise EmuError(f"{kernel.path}: a segment at {addr:#x} is outside RAM")
-        params = 0
+        params, rdi, rsp, pc = 0, 0, None, kernel.entry
         if isinstance(kernel.boot, bzimage.BzImage):
             params = self._linux_boot(kernel.boot, kernel.segments[0][0], initrd)
+        elif rboot:
+            rdi, rsp = self._rboot_handover(initrd)
+            pc = kernel.entry_vaddr  # paging is on with the kernel's own mapping
         bsp = m.harts[0]
         bsp.state = HsmState.START_PENDING
-        bsp.start = (kernel.entry, 0, params)
+        bsp.start = (pc, rdi, params)
         m.cpu.switch_in(bsp)  # apply the entry registers now, so a debugger sees them
+        if rsp is not None:
+            m.cpu.wreg(X.UC_X86_REG_RSP, rsp)
+            # UEFI's x64 handover state (UEFI 2.x, 2.3.4): zCore never runs fninit/ldmxcsr and
+            # its user contexts inherit the CPU's, so musl's math saw single precision and no
+            # FP exception flags with the registers left 0.
+            m.cpu.wreg(X.UC_X86_REG_FPCW, zcore_x86.UEFI_FPCW)
+            m.cpu.wreg(X.UC_X86_REG_MXCSR, zcore_x86.UEFI_MXCSR)
         m.cpu.switch_out(bsp)
         m.cpu.current = None
 
@@ -116,6 +129,20 @@ class PcPlatform:
         m.cpu.write_phys(bzimage.BOOT_PARAMS, bzimage.boot_params(image, m.board.bootargs, placed, e820,
                                                                   self.acpi.rsdp))
         return bzimage.BOOT_PARAMS
+
+    def _rboot_handover(self, initrd: bytes | None) -> tuple[int, int]:
+        """zCore's entry state as rboot leaves it (loader/zcore_x86.py): its tables go over
+        the boot tables' PML4 (the identity PDPT is shared with the physmap); returns rdi
+        (&BootInfo) and rsp."""
+        m = self.m
+        kernel = m.kernel
+        segments = [zcore_x86.Segment(v, p, n, f) for v, p, n, f in kernel.placed]
+        handover = zcore_x86.handover(segments, kernel.end, m.board.ram.end, boot.PML4, boot.PDPT,
+                                      (acpi.ACPI_BASE, acpi.ACPI_END), self.acpi.rsdp, m.board.bootargs, initrd)
+        for addr, data in handover.blobs:
+            if not m.cpu.write_phys(addr, data):
+                raise EmuError(f"zCore loader: {len(data)} bytes at {addr:#x} are outside RAM")
+        return handover.rdi, handover.rsp
 
     # -- LapicHost ------------------------------------------------------------------------
     def apic_now(self, cpu: int) -> int:

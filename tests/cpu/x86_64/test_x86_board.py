@@ -63,6 +63,24 @@ def test_ioapic_level_inputs_wait_for_eoi():
     assert len(sent) == 2
 
 
+def test_ioapic_edge_while_masked_is_sent_on_unmask():
+    """QEMU's IRR: zCore programs COM1, then unmasks IRQ 4; typed-ahead input in between
+    raised the line once and must not be lost."""
+    sent = []
+    io = IoApic(0, lambda dest, vector, logical: sent.append((dest, vector)))
+    io.write(0, 4, 0x10 + 2 * 4)
+    io.set_level(4, True)  # the entry is still masked (reset state)
+    assert sent == []
+    io.write(0x10, 4, 0x24 | (1 << 16))  # programmed, still masked
+    assert sent == []
+    io.write(0x10, 4, 0x24)  # unmasked: the latched edge goes out, once
+    io.write(0x10, 4, 0x24)
+    assert sent == [(0, 0x24)]
+    io.set_level(4, False)
+    io.set_level(4, True)
+    assert sent == [(0, 0x24), (0, 0x24)]
+
+
 @needs_x86
 def test_com1_interrupt_through_the_ioapic_wakes_hlt(tmp_path):
     elf = build("""
