@@ -3,26 +3,12 @@ mode, IPIs between CPUs, an AP started by INIT/SIPI, HLT parking and wake-up, th
 virtual TSC, per-CPU APIC IDs (CPUID, IA32_APIC_BASE)."""
 from __future__ import annotations
 
-from tests.cpu.x86_64.x86guest import build, needs_x86, run
+from tests.cpu.x86_64.x86guest import ENTER_USER, UCODE, UDATA, USER_ALIAS, build, needs_x86, run
 
 pytestmark = needs_x86
 
-KCODE, KDATA, UCODE, UDATA = 0x08, 0x10, 0x23, 0x1B
-USER_ALIAS = 0x4000_0000
 TSC_PER_TICK = 400
 
-ENTER_USER = f"""
-    lea rax, [rip + user_code]
-    add rax, {USER_ALIAS}
-    lea rbx, [rip + user_stack_top]
-    add rbx, {USER_ALIAS}
-    push {UDATA}
-    push rbx
-    push 0x202                    # IF on
-    push {UCODE}
-    push rax
-    iretq
-"""
 PERIODIC_TIMER = """
     mov rbx, 0xFEE00000
     mov dword ptr [rbx + 0x3E0], 0xB        # divide by 1

@@ -3,12 +3,10 @@ frame (rip, cs, rflags, rsp, ss), error code and CR2 the hardware gives, nativel
 (QEMU's do_interrupt in the patched engine), in kernel and in user mode."""
 from __future__ import annotations
 
-from tests.cpu.x86_64.x86guest import build, needs_x86, run
+from tests.cpu.x86_64.x86guest import ENTER_USER, KCODE, KDATA, UCODE, UDATA, USER_ALIAS, build, needs_x86, run
 
 pytestmark = needs_x86
 
-KCODE, KDATA, UCODE, UDATA = 0x08, 0x10, 0x23, 0x1B
-USER_ALIAS = 0x4000_0000
 NP_SELECTOR = 0x68  # the not-present data descriptor after the TSS descriptors
 
 
@@ -136,16 +134,7 @@ def test_page_fault_and_general_protection_from_user_mode(tmp_path):
     elf = build(f"""
 main:
     EXPECT_FAULT 1f
-    lea rax, [rip + user_code]
-    add rax, {USER_ALIAS}
-    lea rbx, [rip + user_stack_top]
-    add rbx, {USER_ALIAS}
-    push {UDATA}
-    push rbx
-    push 0x202                    # IF on
-    push {UCODE}
-    push rax
-    iretq                         # to CPL 3
+{ENTER_USER}
 1:  EXPECT_FAULT 2f
     lea rax, [rip + user_hlt]
     add rax, {USER_ALIAS}

@@ -76,6 +76,24 @@ def build(asm: str, workdir: Path, name: str = "guest") -> Path:
     return elf
 
 
+# The prelude's GDT selectors and the user alias of its code and data (prelude.S)
+KCODE, KDATA, UCODE, UDATA = 0x08, 0x10, 0x23, 0x1B
+USER_ALIAS = 0x4000_0000
+
+# iretq to CPL 3 at `user_code` on `user_stack_top` (their user aliases), interrupts on
+ENTER_USER = f"""
+    lea rax, [rip + user_code]
+    add rax, {USER_ALIAS}
+    lea rbx, [rip + user_stack_top]
+    add rbx, {USER_ALIAS}
+    push {UDATA}
+    push rbx
+    push 0x202                    # IF on
+    push {UCODE}
+    push rax
+    iretq
+"""
+
 @dataclass
 class Run(GuestRun):
     """A finished x86 guest run: the riscv guests' accessors plus the x86 trap records."""
