@@ -46,6 +46,8 @@ from emu.testrunner.verdict import (
 )
 
 if TYPE_CHECKING:
+    import mmap
+
     from emu.machine import Machine
     from loader.image import KernelImage
 
@@ -151,12 +153,11 @@ class _Parts:
         self.config = config
         probe = BoardSpec(harts=config.smp, ram_size=config.ram_size, bootargs="", arch=config.arch)
         self.kernel: KernelImage = load_kernel(config.kernel, probe.ram.base, probe.ram.size, config.arch)
-        self.initrd: bytes | None = None
+        self.initrd: "bytes | mmap.mmap | None" = None
         if config.initrd is not None:
-            try:
-                self.initrd = Path(config.initrd).read_bytes()
-            except OSError as err:
-                raise EmuError(f"cannot read initrd {config.initrd}: {err.strerror}") from None
+            from emu.cli import read_initrd
+
+            self.initrd = read_initrd(config.initrd)  # the same reader (and errors) as emu run
 
     def machine(self, bootargs: str) -> Machine:
         from emu.board import BoardSpec
