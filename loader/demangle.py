@@ -13,7 +13,6 @@ rustc emits only with `-C symbol-mangling-version=v0`, stay mangled.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import re
 
@@ -69,6 +68,7 @@ def demangle_rust_legacy(name: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _cxa_demangle() -> tuple[object, object] | None:
     """libstdc++'s `__cxa_demangle` and libc's `free`, loaded once; None when absent."""
+    import ctypes.util  # only when a C++ name needs it: it pulls in subprocess (~1.5 ms of every start)
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("stdc++") or "libstdc++.so.6")
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

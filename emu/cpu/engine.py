@@ -9,12 +9,12 @@ take the old Python paths.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 from pathlib import Path
 
 from unicorn.unicorn_py3.unicorn import uclib
 
 from emu.errors import EmuError
+from emu.sha import sha256
 
 PATCH_DIR = Path(__file__).resolve().parent.parent.parent / "patches" / "unicorn"
 
@@ -24,7 +24,7 @@ def expected_patch_id() -> str | None:
     patches = sorted(PATCH_DIR.glob("*.patch"))
     if not patches:
         return None  # an installed copy without the source tree
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
+    digest = sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
     return f"emu-{digest[:12]}"
 
 

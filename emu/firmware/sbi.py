@@ -111,12 +111,14 @@ class Sbi:
         if base == (1 << 64) - 1:  # -1: all harts
             return list(harts)
         targets = []
-        for bit in range(64):
-            if mask >> bit & 1:
-                hid = base + bit
-                if hid >= len(harts):
-                    return None
-                targets.append(harts[hid])
+        mask &= (1 << 64) - 1
+        while mask:  # set bits only: Linux sends one RFENCE per remote TLB shoot-down
+            low = mask & -mask
+            hid = base + low.bit_length() - 1
+            if hid >= len(harts):
+                return None
+            targets.append(harts[hid])
+            mask ^= low
         return targets
 
     def _legacy_mask(self, pointer: int) -> list[Hart] | None:

@@ -7,11 +7,11 @@ hash works the same for wheel, editable and in-tree runs, and for forked childre
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 from pathlib import Path
 
 from emu.errors import EmuError
+from emu.sha import sha256
 
 _DIR = Path(__file__).parent
 
@@ -126,7 +126,7 @@ def _cache_dir() -> Path:
 def library_path() -> Path:
     """Path of the compiled helpers (every .c file here, one library), built if missing or stale."""
     sources = sorted(_DIR.glob("*.c"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
+    digest = sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
     out = _cache_dir() / f"libemu_native-{digest}.so"
     if out.exists():
         return out
