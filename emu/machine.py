@@ -33,7 +33,7 @@ from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
 from emu.firmware.services import FirmwareServices
-from emu.record import Position, Recorder, ReplayDiverged, Replayer
+from emu.record import Position, Recorder, ReplayDiverged, Replayer, RxPlace
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
@@ -127,17 +127,17 @@ class Machine:
         self.sbi: Sbi | None = None
         self.virtio: dict[str, "VirtioMmio"] = {}
         self.pci: "PciHost | None" = None
+        self.recorder: Recorder | None = None
+        self.replayer: Replayer | None = None
+        self._replay_eof = False
+        if self.opts.record or self.opts.replay:
+            self._start_recording(initrd)  # before the devices: a NIC's backend depends on it
         if board.arch == "x86_64":
             from emu.cpu.x86_64.pc import PcPlatform
 
             self.platform = PcPlatform(self, initrd)
         else:
             self._build_riscv(initrd)
-        self.recorder: Recorder | None = None
-        self.replayer: Replayer | None = None
-        self._replay_eof = False
-        if self.opts.record or self.opts.replay:
-            self._start_recording(initrd)
         self.tracer: Tracer | None = None
         self.trace_log: EventLog | None = None
         self.trace_profile: Profile | None = None
@@ -242,6 +242,8 @@ class Machine:
         devices: dict[str, "VirtioMmio"] = {}
         try:
             for (kind, options), region in zip(wanted, slots):
+                if kind == "net":
+                    options["backend"] = self._net_backend(options, region.name)
                 irq = IrqLine(region.irq or 0, self.plic.set_level)
                 devices[region.name] = make_virtio(kind, options, self.dma, irq, self.opts.virtio_legacy)
         except EmuError:
@@ -256,11 +258,35 @@ class Machine:
             return None
         from emu.devices.e1000 import make_e1000
         from emu.devices.pci_host import PciHost, intx_irq
+        from emu.devices.virtio import parse_net
 
         host = PciHost(self.board.region("pcie-mmio").base)
+        backend = self._net_backend(parse_net(self.opts.net), self.opts.nic)
         host.attach(make_e1000(self.opts.nic, self.opts.net, self.dma,
-                               IrqLine(intx_irq(1, 1), self.plic.set_level)), 1)
+                               IrqLine(intx_irq(1, 1), self.plic.set_level), backend), 1)
         return host
+
+    def _net_backend(self, options: dict, nic: str) -> object:
+        """A NIC's host side: its backend spec as given, or, when recording, the real
+        backend with what it delivers written down, or, on replay, the recording's frames
+        and no host network at all (emu/netrecord.py)."""
+        if options["backend"] == "none" or (self.recorder is None and self.replayer is None):
+            return options["backend"]
+        from emu.netrecord import RecordingBackend, ReplayBackend
+
+        if self.replayer is not None:
+            return ReplayBackend(nic, self.replayer, self.rx_place)
+        from emu.devices.virtio import make_net_backend
+
+        assert self.recorder is not None
+        return RecordingBackend(make_net_backend(options), nic, self.recorder, self.rx_place)
+
+    def rx_place(self) -> RxPlace:
+        """Where a NIC takes frames: between rounds, or in the running hart's MMIO write."""
+        hart = self.cpu.current
+        if hart is None:
+            return RxPlace(self.position())
+        return RxPlace(self.position(), hart.id, self.scheduler.local_bytes(hart) - self.clock.round_start)
 
     def _make_device(self, kind: str) -> object | None:
         return {
@@ -335,10 +361,8 @@ class Machine:
 
         if self.opts.record and self.opts.replay:
             raise EmuError("--record and --replay: one or the other")
-        if self._has_network:
-            raise EmuError("--record/--replay: network input is not recorded yet; use no --net")
-        if self.opts.gdb:
-            raise EmuError("--record/--replay: not with --gdb yet")
+        if self.opts.gdb and self.opts.record:
+            raise EmuError("--record: not with --gdb (--replay is: debug the replayed run)")
         image = hashlib.sha256()
         for addr, data in self.kernel.segments:
             image.update(addr.to_bytes(8, "little") + data)
@@ -346,7 +370,12 @@ class Machine:
             image.update(addr.to_bytes(8, "little") + length.to_bytes(8, "little"))
         header = {"kernel": image.hexdigest(), "initrd": hashlib.sha256(initrd or b"").hexdigest(),
                   "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
-                  "quantum": self.opts.quantum, "ram": self.board.ram.size}
+                  "quantum": self.opts.quantum, "ram": self.board.ram.size, "arch": self.board.arch,
+                  "net": None, "nic": None}
+        if self.opts.net is not None:
+            from emu.devices.virtio import parse_net
+
+            header["net"], header["nic"] = parse_net(self.opts.net)["backend"], self.opts.nic
         if self.opts.record:
             self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty,
                                                         "idle_realtime": self._stdin_tty or self.opts.realtime})
@@ -396,6 +425,7 @@ class Machine:
         if end is not None:
             self.request_exit(end[0], f"{end[1]} (replayed)")
             return
+        self._poll_nics()  # their backends answer from the recording
         chunk = replayer.input(pos)
         if chunk is not None:
             self.uart.push_input(chunk)
@@ -506,16 +536,20 @@ class Machine:
             if self.console.quit_requested:
                 self.request_exit(0, "quit (Ctrl-A x)")
                 return
-        for dev in self.virtio.values():
-            dev.poll()
-        if self.pci is not None:
-            self.pci.poll()
+        self._poll_nics()
         if self.pending_input and self.uart.can_accept():
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]
             self.uart.push_input(chunk)
             if self.recorder is not None:
                 self.recorder.input(self.position(), chunk)
+
+    def _poll_nics(self) -> None:
+        """Between rounds: frames the host has for the guest (virtio-net, the PCI NIC)."""
+        for dev in self.virtio.values():
+            dev.poll()
+        if self.pci is not None:
+            self.pci.poll()
 
     @property
     def halted(self) -> bool:
