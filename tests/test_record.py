@@ -156,3 +156,18 @@ def test_a_recording_of_another_kernel_or_no_recording_is_bad_input(refguest_elf
     r = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--replay", str(tmp_path / "none")),
                        capture_output=True, timeout=60)
     assert r.returncode == EXIT_BAD_INPUT and r.stderr.count(b"\n") == 1, r.stderr
+
+
+def test_a_version_1_recording_still_replays(refguest_elf, tmp_path) -> None:
+    base = ["run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi", "--timeout", "120"]
+    rec = tmp_path / "run.rec"
+    r = subprocess.run(emu_cmd(*base, "--record", str(rec)), input=b"echo x\npoweroff\n", capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    head, *events = rec.read_text().splitlines()
+    header = json.loads(head)
+    assert header["version"] == 2
+    header = {k: v for k, v in header.items() if k not in ("arch", "net", "nic")} | {"version": 1}
+    rec.write_text("\n".join([json.dumps(header), *events]) + "\n")
+    again = subprocess.run(emu_cmd(*base, "--replay", str(rec)), capture_output=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == r.stdout, again.stderr.decode()
