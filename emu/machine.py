@@ -555,8 +555,19 @@ class Machine:
     def halted(self) -> bool:
         return self.gdb is not None and self.gdb.halted
 
+    def round_cut_by_debugger(self) -> None:
+        """A debugger stop ends a round early (or a step runs outside the rounds): from here
+        the run cannot reach a recording's positions, so a replay goes by virtual time."""
+        if self.replayer is not None and not self.replayer.loose:
+            self.replayer.loose = True
+            out = self.opts.report or sys.stderr
+            out.write("emu: replay: the debugger cut a scheduling round; from here on the recording's inputs "
+                      "are given at their virtual times, not exactly where they were recorded\n")
+            out.flush()
+
     def step_hart(self, hart: Hart, others: bool = False) -> None:
         """Debugger single step: one instruction of `hart` (and of the others if asked)."""
+        self.round_cut_by_debugger()
         for h in [hart] + ([o for o in self.harts if o is not hart] if others else []):
             if h.state not in (HsmState.STARTED, HsmState.START_PENDING) or (h.parked and h is not hart):
                 continue
@@ -589,7 +600,9 @@ class Machine:
         Runs from pipes and files stay instant and deterministic; on replay the recorded
         skips are taken.
         """
-        if self.replayer is not None and self._replay_idle:
+        if self.replayer is not None and self.replayer.loose:
+            take = self._idle_loose(ticks)
+        elif self.replayer is not None and self._replay_idle:
             take = self.replayer.idle(self.position())
             if take is None:
                 raise ReplayDiverged(f"replay diverged: every hart waits at {self.position().describe()}, "
@@ -601,6 +614,17 @@ class Machine:
         else:
             return self._idle_after_eof(ticks)
         return take if self._interactive else self._idle_after_eof(take)
+
+    def _idle_loose(self, ticks: int) -> int:
+        """A loose replay (after a debugger cut a round): recorded idle waits that are due
+        are passed over, and the skip stops at the next event's virtual time."""
+        replayer = self.replayer
+        assert replayer is not None
+        while replayer.idle(self.position()) is not None:
+            pass
+        due = replayer.next_ticks()
+        now = self.clock.ticks
+        return ticks if due is None or due <= now else min(ticks, due - now)
 
     def _idle_realtime(self, ticks: int) -> int:
         """Idle time passes in real time, and the virtual clock never leads the host clock:

@@ -48,3 +48,4 @@ class Plan:
     console_shown: int = 0
     trace_written: int = 0
     input_round: int = -1
+    gdb_threads: list[int] = field(default_factory=list)  # the stub's Hg and Hc threads (GDB's session)

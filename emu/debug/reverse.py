@@ -47,10 +47,9 @@ class ReverseDebugger:
         self.stub = stub
         self.m = stub.m
         m = self.m
-        if m.opts.net is not None and not m.opts.net.startswith("none"):
-            raise EmuError("--snapshot-every: reverse debugging needs a run without a network (--net)")
-        if m.opts.record or m.opts.replay:
-            raise EmuError("--snapshot-every: not with --record/--replay yet")
+        if m.opts.net is not None and not m.opts.net.startswith("none") and not m.opts.replay:
+            raise EmuError("--snapshot-every: reverse debugging needs a run without a host network "
+                           "(--net; a --replay of a networked run is fine)")
         self.every_ticks = int(every_ms * TIMEBASE_HZ / 1000)  # 0: only at resumes
         self.snaps = ForkSnapshots(keep, self._prepare_fork, self._host_signal)
         self.gate = OutputGate()
@@ -167,6 +166,8 @@ class ReverseDebugger:
         if m.trace_log is not None:
             m.trace_log.skip_until = max(m.trace_log.skip_until, plan.trace_written)
         m.last_input_round = max(m.last_input_round, plan.input_round)
+        if plan.gdb_threads:
+            self.stub.g_thread, self.stub.c_thread = plan.gdb_threads
         self.stub.set_points(plan.points)
         self.hits.clear()
         self.turns.clear()
@@ -411,6 +412,7 @@ class ReverseDebugger:
             m.trace_log.sync()
             body["trace_written"] = max(m.trace_log.count, m.trace_log.skip_until, body.get("trace_written", 0))
         body["input_round"] = max(m.last_input_round, body.get("input_round", -1))
+        body["gdb_threads"] = [self.stub.g_thread, self.stub.c_thread]  # GDB will not select them again
         self.snaps.restore(snap, body)
 
     def when(self) -> str:

@@ -190,3 +190,64 @@ def test_reverse_needs_snapshots_and_refuses_what_it_cannot_replay(refguest_elf)
     res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--snapshot-every", "1",
                                  "--net", "user", "--timeout", "5"), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "network" in res.stderr, res.stderr
+
+
+def _replay_session(elf: Path, rec: Path) -> tuple[dict[str, str], bytes, int]:
+    """Debug a replayed run (snapshots at resumes only): stop where the shell asks to spawn
+    the first typed command (the first stop: until there the replay is exact), then at the next resume of an offloaded call, go back to its
+    completion write, then to the first stop (re-executed from the start, the typed bytes
+    given again from the file), then let the replay run to its end."""
+    emu = ReverseEmu(elf, 2, "--replay", str(rec), "--snapshot-every", "0")
+    gdb = _spawn_gdb(elf, emu.port)
+    seen: dict[str, str] = {}
+
+    def cmd(line: str) -> str:
+        gdb.sendline(line)
+        gdb.expect(r"\(gdb\) ")
+        seen[line] = seen.get(line, "") + gdb.before.decode(errors="replace")
+        return seen[line]
+    try:
+        gdb.expect(r"\(gdb\) ")
+        cmd("break syscall.c:98")  # the shell's spawn call: no stop before the typed line
+        seen["spawn"] = cmd("continue")
+        gdb.sendline("monitor when")
+        gdb.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
+        seen["first"] = first = gdb.match.group(1).decode()
+        gdb.expect(r"\(gdb\) ")
+        for line in ["delete", "break ref_resume", "continue", "delete", f"watch -l {FLAG}"]:
+            cmd(line)
+        seen["back"] = cmd("reverse-continue")
+        seen["insn"] = cmd("x/i $pc")
+        seen["second"] = cmd("monitor when")
+        cmd("delete")
+        seen["goto"] = cmd(f"monitor goto {first}")
+        cmd("maint flush register-cache")
+        seen["frame"] = cmd("bt 1")
+        gdb.sendline("detach")
+        gdb.expect(r"\(gdb\) ")
+        gdb.sendline("quit")
+        gdb.expect(pexpect.EOF)
+    finally:
+        gdb.close()
+    code, console, err = emu.finish()
+    seen["stderr"] = err.decode(errors="replace")
+    return seen, console, code
+
+
+def test_a_replayed_run_is_debugged_backwards_with_its_inputs_from_the_file(refguest_elf, tmp_path):
+    from tests.test_record import typed_run
+
+    rec = tmp_path / "run.rec"
+    recorded = typed_run(emu_cmd("run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi",
+                                 "--timeout", "120", "--record", str(rec)), "ref> ", ["echo one two", "echo three"],
+                         seed=4)
+    first, console, code = _replay_session(refguest_elf, rec)
+    assert "hit Breakpoint 1, sys_dispatch" in first["spawn"], first
+    assert "Hardware watchpoint" in first["back"], first
+    assert re.search(r"=> 0x[0-9a-f]+ <ref_complete\+\d+>", first["insn"]), first
+    assert f"now at {first['first']}" in first["goto"], first
+    assert "#0  sys_dispatch" in first["frame"], first  # reached again: the typed line was given again
+    assert code == 0, first  # the recorded poweroff, typed at its virtual time
+    assert console == recorded  # the same console, although the debugger cut rounds
+    second, _, _ = _replay_session(refguest_elf, rec)
+    assert (first["first"], first["second"]) == (second["first"], second["second"])  # the replay repeats exactly
