@@ -119,7 +119,6 @@ class Machine:
         self._tty_of: Console | None = None  # the console whose input `_tty` describes
         self._tty = False
         self.output_gate: "OutputGate | None" = None  # reverse debugging: output not shown twice
-        self.last_input_round = -1  # the round console input last reached the emulator
         self.input_held = False  # reverse debugging re-executes the past: no new input meanwhile
 
         self.mmio_counts: dict[str, int] = {}
@@ -528,8 +527,6 @@ class Machine:
             # the same rounds whatever the host's speed
             self._input_polled = now
             got = b"" if self.input_held else self.console.read_input(wait)
-            if got:
-                self.last_input_round = self.scheduler.rounds
             self.pending_input += got
             if self.console.eof and self.recorder is not None:
                 self.recorder.eof(self.position())
@@ -558,7 +555,7 @@ class Machine:
     def round_cut_by_debugger(self) -> None:
         """A debugger stop ends a round early (or a step runs outside the rounds): from here
         the run cannot reach a recording's positions, so a replay goes by virtual time."""
-        if self.replayer is not None and not self.replayer.loose:
+        if self.replayer is not None and self.opts.replay and not self.replayer.loose:
             self.replayer.loose = True
             out = self.opts.report or sys.stderr
             out.write("emu: replay: the debugger cut a scheduling round; from here on the recording's inputs "

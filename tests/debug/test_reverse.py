@@ -17,6 +17,7 @@ import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
+from emu.debug.position import Position
 from tests.debug.test_gdb import gdb_batch
 
 GDB = shutil.which("gdb-multiarch")
@@ -27,12 +28,12 @@ FLAG = "((struct ref_req *)$a0)->completed"
 class ReverseEmu:
     """emu with reverse debugging, halted before the first instruction, no console input."""
 
-    def __init__(self, elf: Path, smp: int = 2, *extra: str) -> None:
+    def __init__(self, elf: Path, smp: int = 2, *extra: str, stdin: int = subprocess.DEVNULL) -> None:
         self.marker = f"120.{uuid.uuid4().int % 10**9:09d}"  # a --timeout that finds every process of this run
         self.proc = subprocess.Popen(
             emu_cmd("run", "--smp", str(smp), "--kernel", str(elf), "--append", "offload=ipi",
                     "--timeout", self.marker, "--gdb", "127.0.0.1:0", "--gdb-wait", "--snapshot-every", "1", *extra),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stderr.readline().decode()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         assert m, line
@@ -251,3 +252,55 @@ def test_a_replayed_run_is_debugged_backwards_with_its_inputs_from_the_file(refg
     assert console == recorded  # the same console, although the debugger cut rounds
     second, _, _ = _replay_session(refguest_elf, rec)
     assert (first["first"], first["second"]) == (second["first"], second["second"])  # the replay repeats exactly
+
+
+def test_typed_input_is_given_again_when_going_back_past_it(refguest_elf):
+    """Console input typed during a live debugged run is journaled: reverse-continue finds
+    the guest's console interrupts for the typed bytes (re-executing across them from
+    snapshots taken before), and a goto forward again reaches the spawn of the typed line."""
+    emu = ReverseEmu(refguest_elf, 2, stdin=subprocess.PIPE)
+    gdb = _spawn_gdb(refguest_elf, emu.port)
+
+    def cmd(line: str) -> str:
+        gdb.sendline(line)
+        gdb.expect(r"\(gdb\) ")
+        return gdb.before.decode(errors="replace")
+
+    def when() -> str:
+        gdb.sendline("monitor when")
+        gdb.expect(r"position (\S+) \(")
+        pos = gdb.match.group(1).decode()
+        gdb.expect(r"\(gdb\) ")
+        return pos
+    try:
+        gdb.expect(r"\(gdb\) ")
+        cmd("break syscall.c:98")  # the shell spawns a typed command
+        gdb.sendline("continue")
+        emu.proc.stdin.write(b"echo one two\n")  # typed while the guest runs (a pipe: one byte a round)
+        emu.proc.stdin.flush()
+        gdb.expect(r"\(gdb\) ")
+        assert "hit Breakpoint 1, sys_dispatch" in gdb.before.decode(errors="replace")
+        spawn = when()
+        cmd("delete")
+        cmd("break console_rx_irq")
+        assert "hit Breakpoint 2, console_rx_irq" in cmd("reverse-continue")  # the newline's interrupt
+        last = when()
+        assert "hit Breakpoint 2, console_rx_irq" in cmd("reverse-continue")  # the byte before it
+        before = when()
+        assert Position.parse(before) < Position.parse(last) < Position.parse(spawn)
+        cmd("delete")
+        assert f"now at {spawn}" in cmd(f"monitor goto {spawn}")  # forward across the typed bytes again
+        cmd("maint flush register-cache")
+        cmd(f"thread {Position.parse(spawn).hart + 1}")  # gdb keeps the thread it had selected
+        assert "#0  sys_dispatch" in cmd("bt 1")
+        gdb.sendline("detach")
+        gdb.expect(r"\(gdb\) ")
+        gdb.sendline("quit")
+        gdb.expect(pexpect.EOF)
+    finally:
+        gdb.close()
+    emu.proc.stdin.write(b"poweroff\n")
+    emu.proc.stdin.flush()
+    code, console, err = emu.finish()
+    assert code == 0, err.decode()[-2000:]
+    assert b"ref> echo one two\r\none two\r\nref> poweroff" in console, console  # shown once, in order
