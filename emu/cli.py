@@ -125,7 +125,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     if arch not in ARCHES:
         raise EmuError(f"--arch {arch}: must be one of {', '.join(ARCHES)}")
     if arch == "x86_64":
-        _check_x86_options(kernel, drives, net, record or replay)
+        _check_x86_options(kernel, drives, net)
     if not 1 <= smp <= MAX_HARTS:
         raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
     if quantum < 100:
@@ -183,12 +183,11 @@ def check_nic(nic: str, net: str | None) -> None:
 ARCHES = ("riscv64", "x86_64")
 
 
-def _check_x86_options(kernel: str | None, drives: tuple[str, ...], net: str | None,
-                       recording: str | None) -> None:
+def _check_x86_options(kernel: str | None, drives: tuple[str, ...], net: str | None) -> None:
     """What the x86_64 board cannot do yet is bad input, not a surprise later."""
     if kernel is None:
         raise EmuError("--arch x86_64 needs --kernel (an x86_64 ELF or bzImage)")
-    for given, name in ((drives, "--drive"), (net, "--net"), (recording, "--record/--replay")):
+    for given, name in ((drives, "--drive"), (net, "--net")):
         if given:
             raise EmuError(f"{name}: not supported with --arch x86_64 yet")
 

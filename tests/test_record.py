@@ -171,3 +171,13 @@ def test_a_version_1_recording_still_replays(refguest_elf, tmp_path) -> None:
     rec.write_text("\n".join([json.dumps(header), *events]) + "\n")
     again = subprocess.run(emu_cmd(*base, "--replay", str(rec)), capture_output=True, timeout=120)
     assert again.returncode == 0 and again.stdout == r.stdout, again.stderr.decode()
+
+
+def test_a_typed_x86_64_linux_run_replays_byte_for_byte(tmp_path) -> None:
+    image, initrd = build_linux("x86_64")
+    base = ["run", "--arch", "x86_64", "--smp", "2", "-m", "256M", "--kernel", str(image), "--initrd", str(initrd),
+            "--append", "console=ttyS0", "--timeout", "240"]
+    rec, trace = tmp_path / "run.rec", tmp_path / "run.json"
+    console = typed_run(emu_cmd(*base, "--record", str(rec), "--trace", str(trace)), "linux> ",
+                        ["echo hello", "stress 20000", "echo again"], seed=5)
+    check_three_replays(base, rec, console, trace, tmp_path)
