@@ -29,11 +29,12 @@ from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
 from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF,
-                        EXIT_REPLAY_DIVERGED, EXIT_TIMEOUT, EmuError)
+                        EXIT_TIMEOUT, EmuError)
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
 from emu.firmware.services import FirmwareServices
-from emu.record import Position, Recorder, ReplayDiverged, Replayer, RxPlace
+from emu.record import ReplayDiverged
+from emu.recordreplay import RecordReplay
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or
     from emu.cpu import native
     from emu.debug.reverse import OutputGate
     from emu.debug.stub import GdbStub
+    from emu.record import Recorder, Replayer
     from emu.trace.events import EventLog
     from emu.trace.profile import Profile
     from emu.trace.tracer import Tracer
@@ -96,7 +98,7 @@ class RunResult:
     stats: dict[str, object] = field(default_factory=dict)
 
 
-class Machine:
+class Machine(RecordReplay):
     def __init__(self, board: BoardSpec, kernel: KernelImage, initrd: bytes | None = None,
                  options: MachineOptions | None = None) -> None:
         self.board = board
@@ -265,28 +267,6 @@ class Machine:
                                IrqLine(intx_irq(1, 1), self.plic.set_level), backend), 1)
         return host
 
-    def _net_backend(self, options: dict, nic: str) -> object:
-        """A NIC's host side: its backend spec as given, or, when recording, the real
-        backend with what it delivers written down, or, on replay, the recording's frames
-        and no host network at all (emu/netrecord.py)."""
-        if options["backend"] == "none" or (self.recorder is None and self.replayer is None):
-            return options["backend"]
-        from emu.netrecord import RecordingBackend, ReplayBackend
-
-        if self.replayer is not None:
-            return ReplayBackend(nic, self.replayer, self.rx_place)
-        from emu.devices.virtio import make_net_backend
-
-        assert self.recorder is not None
-        return RecordingBackend(make_net_backend(options), nic, self.recorder, self.rx_place)
-
-    def rx_place(self) -> RxPlace:
-        """Where a NIC takes frames: between rounds, or in the running hart's MMIO write."""
-        hart = self.cpu.current
-        if hart is None:
-            return RxPlace(self.position())
-        return RxPlace(self.position(), hart.id, self.scheduler.local_bytes(hart) - self.clock.round_start)
-
     def _make_device(self, kind: str) -> object | None:
         return {
             "uart16550": self.uart,
@@ -353,82 +333,6 @@ class Machine:
                 self.pci.close()
             code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
             return RunResult(code, self.exit_reason, self.stats())
-
-    # -- record / replay (emu/record.py) ---------------------------------------------
-    def _start_recording(self, initrd: bytes | None) -> None:
-        import hashlib
-
-        if self.opts.record and self.opts.replay:
-            raise EmuError("--record and --replay: one or the other")
-        if self.opts.gdb and self.opts.record:
-            raise EmuError("--record: not with --gdb (--replay is: debug the replayed run)")
-        image = hashlib.sha256()
-        for addr, data in self.kernel.segments:
-            image.update(addr.to_bytes(8, "little") + data)
-        for addr, length in self.kernel.zero_fill:
-            image.update(addr.to_bytes(8, "little") + length.to_bytes(8, "little"))
-        header = {"kernel": image.hexdigest(), "initrd": hashlib.sha256(initrd or b"").hexdigest(),
-                  "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
-                  "quantum": self.opts.quantum, "ram": self.board.ram.size, "arch": self.board.arch,
-                  "net": None, "nic": None}
-        if self.opts.net is not None:
-            from emu.devices.virtio import parse_net
-
-            header["net"], header["nic"] = parse_net(self.opts.net)["backend"], self.opts.nic
-        if self.opts.record:
-            self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty,
-                                                        "idle_realtime": self._stdin_tty or self.opts.realtime})
-        else:
-            self.replayer = Replayer(self.opts.replay, header)
-            self._replay_interactive = bool(self.replayer.header.get("interactive"))
-            self._replay_idle = bool(self.replayer.header.get("idle_realtime"))
-
-    def _finish_recording(self) -> None:
-        if self.paused or self.exit_code is None:
-            return
-        pos = self.position()
-        if self.recorder is not None:
-            host = self.exit_reason.startswith(("quit", "signal", "timeout"))
-            self.recorder.end(pos, self.exit_code, self.exit_reason, host)
-        elif self.replayer is not None and self.exit_code != EXIT_REPLAY_DIVERGED:
-            try:
-                self.replayer.finish(pos, self.exit_code)
-            except ReplayDiverged as err:
-                self._report(str(err))
-                self.exit_code, self.exit_reason = err.exit_code, "replay diverged"
-
-    def position(self) -> Position:
-        """Where the run is, between rounds: rounds done, virtual ticks, code bytes run."""
-        return Position(self.scheduler.rounds, self.clock.ticks, self.scheduler.executed_bytes)
-
-    @property
-    def _input_ended(self) -> bool:
-        """Console input has reached its end (on replay: where the recording's did)."""
-        return self._replay_eof if self.replayer is not None else self.console.eof
-
-    @property
-    def _interactive(self) -> bool:
-        """Idle time follows the host clock (a terminal; on replay: as recorded)."""
-        if self.replayer is not None:
-            return self._replay_interactive
-        return self.console.interactive
-
-    def _replay_poll(self) -> None:
-        """Between rounds on replay: the recorded end of input, inputs and end, in order."""
-        replayer = self.replayer
-        assert replayer is not None
-        pos = self.position()
-        if replayer.eof(pos):
-            self._replay_eof = True
-        end = replayer.end(pos)
-        if end is not None:
-            self.request_exit(end[0], f"{end[1]} (replayed)")
-            return
-        self._poll_nics()  # their backends answer from the recording
-        chunk = replayer.input(pos)
-        if chunk is not None:
-            self.uart.push_input(chunk)
-        replayer.check_not_passed(pos)
 
     def _mmio_stats(self) -> dict[str, int]:
         counts = dict(self.mmio_counts)
@@ -552,16 +456,6 @@ class Machine:
     def halted(self) -> bool:
         return self.gdb is not None and self.gdb.halted
 
-    def round_cut_by_debugger(self) -> None:
-        """A debugger stop ends a round early (or a step runs outside the rounds): from here
-        the run cannot reach a recording's positions, so a replay goes by virtual time."""
-        if self.replayer is not None and self.opts.replay and not self.replayer.loose:
-            self.replayer.loose = True
-            out = self.opts.report or sys.stderr
-            out.write("emu: replay: the debugger cut a scheduling round; from here on the recording's inputs "
-                      "are given at their virtual times, not exactly where they were recorded\n")
-            out.flush()
-
     def step_hart(self, hart: Hart, others: bool = False) -> None:
         """Debugger single step: one instruction of `hart` (and of the others if asked)."""
         self.round_cut_by_debugger()
@@ -611,17 +505,6 @@ class Machine:
         else:
             return self._idle_after_eof(ticks)
         return take if self._interactive else self._idle_after_eof(take)
-
-    def _idle_loose(self, ticks: int) -> int:
-        """A loose replay (after a debugger cut a round): recorded idle waits that are due
-        are passed over, and the skip stops at the next event's virtual time."""
-        replayer = self.replayer
-        assert replayer is not None
-        while replayer.idle(self.position()) is not None:
-            pass
-        due = replayer.next_ticks()
-        now = self.clock.ticks
-        return ticks if due is None or due <= now else min(ticks, due - now)
 
     def _idle_realtime(self, ticks: int) -> int:
         """Idle time passes in real time, and the virtual clock never leads the host clock:
