@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from emu.errors import EXIT_BAD_INPUT, EXIT_REPLAY_DIVERGED
-from tests.conftest import build_linux, emu_cmd
+from tests.conftest import build_linux, emu_cmd, web_server
 from tests.rootfs.conftest import IMAGE, INITRD, rootfs  # noqa: F401 - the fixture
 
 
@@ -78,31 +78,12 @@ def test_a_typed_linux_run_replays_byte_for_byte(tmp_path) -> None:
 
 @pytest.fixture
 def host_web_server(tmp_path):
-    """An HTTP server on the host's loopback (the guest reaches it as 10.0.2.2 through slirp);
-    the fixture's value stops it, so a replay shows it is not needed."""
-    import functools
-    import http.server
-    import threading
-
+    """A host web server and a function that stops it (a replay must not need it)."""
     root = tmp_path / "www"
     root.mkdir()
     (root / "index.txt").write_text("served by the host\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    running = [True]
-
-    def stop() -> None:
-        if running.pop():
-            server.shutdown()
-            server.server_close()
-    yield server.server_address[1], stop
-    if running:
-        stop()
+    with web_server(root) as server:
+        yield server
 
 
 def test_a_networked_linux_run_replays_without_the_network(rootfs, host_web_server, tmp_path) -> None:
@@ -130,12 +111,18 @@ def test_a_networked_linux_run_replays_without_the_network(rootfs, host_web_serv
     assert r.returncode == EXIT_REPLAY_DIVERGED and b"the guest has sent" in r.stderr, r.stderr[-2000:]
 
 
-def test_a_replay_that_does_not_follow_its_recording_stops_at_the_divergence(refguest_elf, tmp_path) -> None:
+def piped_recording(refguest_elf: Path, rec: Path) -> tuple[list[str], subprocess.CompletedProcess]:
+    """A recorded run of the reference guest from piped input: its command line and result."""
     base = ["run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi", "--timeout", "120"]
-    rec = tmp_path / "run.rec"
     r = subprocess.run(emu_cmd(*base, "--record", str(rec)), input=b"echo x\npoweroff\n", capture_output=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr.decode()
+    return base, r
+
+
+def test_a_replay_that_does_not_follow_its_recording_stops_at_the_divergence(refguest_elf, tmp_path) -> None:
+    rec = tmp_path / "run.rec"
+    base, _ = piped_recording(refguest_elf, rec)
     lines = rec.read_text().splitlines()
     i = next(k for k, line in enumerate(lines) if json.loads(line).get("kind") == "input")
     ev = json.loads(lines[i])
@@ -159,11 +146,8 @@ def test_a_recording_of_another_kernel_or_no_recording_is_bad_input(refguest_elf
 
 
 def test_a_version_1_recording_still_replays(refguest_elf, tmp_path) -> None:
-    base = ["run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi", "--timeout", "120"]
     rec = tmp_path / "run.rec"
-    r = subprocess.run(emu_cmd(*base, "--record", str(rec)), input=b"echo x\npoweroff\n", capture_output=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr.decode()
+    base, r = piped_recording(refguest_elf, rec)
     head, *events = rec.read_text().splitlines()
     header = json.loads(head)
     assert header["version"] == 2

@@ -67,6 +67,37 @@ def _spawn_gdb(elf: Path, port: int) -> pexpect.spawn:
                          timeout=60, env={**os.environ, "TERM": "dumb"})
 
 
+class Gdb:
+    """An interactive gdb on a run: each command's output, `monitor when`'s position, and a
+    detach that lets the run go on."""
+
+    PROMPT = r"\(gdb\) "
+
+    def __init__(self, elf: Path, port: int) -> None:
+        self.p = _spawn_gdb(elf, port)
+        self.p.expect(self.PROMPT)
+
+    def cmd(self, line: str) -> str:
+        self.p.sendline(line)
+        self.p.expect(self.PROMPT)
+        return self.p.before.decode(errors="replace")
+
+    def when(self) -> str:
+        self.p.sendline("monitor when")
+        self.p.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
+        pos = self.p.match.group(1).decode()
+        self.p.expect(self.PROMPT)
+        return pos
+
+    def detach(self) -> None:
+        self.cmd("detach")
+        self.p.sendline("quit")
+        self.p.expect(pexpect.EOF)
+
+    def close(self) -> None:
+        self.p.close()
+
+
 def _registers(text: str) -> list[str]:
     return [line for line in text.splitlines() if re.match(r"^(ra|sp|gp|tp|t\d|fp|s\d+|a\d|pc)\s+0x", line)]
 
@@ -195,39 +226,27 @@ def test_reverse_needs_snapshots_and_refuses_what_it_cannot_replay(refguest_elf)
 
 def _replay_session(elf: Path, rec: Path) -> tuple[dict[str, str], bytes, int]:
     """Debug a replayed run (snapshots at resumes only): stop where the shell asks to spawn
-    the first typed command (the first stop: until there the replay is exact), then at the next resume of an offloaded call, go back to its
-    completion write, then to the first stop (re-executed from the start, the typed bytes
-    given again from the file), then let the replay run to its end."""
+    the first typed command (the first stop: until there the replay is exact), then at the
+    next resume of an offloaded call, go back to its completion write, then to the first
+    stop (re-executed from the start, the typed bytes given again from the file), then let
+    the replay run to its end."""
     emu = ReverseEmu(elf, 2, "--replay", str(rec), "--snapshot-every", "0")
-    gdb = _spawn_gdb(elf, emu.port)
+    gdb = Gdb(elf, emu.port)
     seen: dict[str, str] = {}
-
-    def cmd(line: str) -> str:
-        gdb.sendline(line)
-        gdb.expect(r"\(gdb\) ")
-        seen[line] = seen.get(line, "") + gdb.before.decode(errors="replace")
-        return seen[line]
     try:
-        gdb.expect(r"\(gdb\) ")
-        cmd("break syscall.c:98")  # the shell's spawn call: no stop before the typed line
-        seen["spawn"] = cmd("continue")
-        gdb.sendline("monitor when")
-        gdb.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
-        seen["first"] = first = gdb.match.group(1).decode()
-        gdb.expect(r"\(gdb\) ")
+        gdb.cmd("break syscall.c:98")  # the shell's spawn call: no stop before the typed line
+        seen["spawn"] = gdb.cmd("continue")
+        seen["first"] = first = gdb.when()
         for line in ["delete", "break ref_resume", "continue", "delete", f"watch -l {FLAG}"]:
-            cmd(line)
-        seen["back"] = cmd("reverse-continue")
-        seen["insn"] = cmd("x/i $pc")
-        seen["second"] = cmd("monitor when")
-        cmd("delete")
-        seen["goto"] = cmd(f"monitor goto {first}")
-        cmd("maint flush register-cache")
-        seen["frame"] = cmd("bt 1")
-        gdb.sendline("detach")
-        gdb.expect(r"\(gdb\) ")
-        gdb.sendline("quit")
-        gdb.expect(pexpect.EOF)
+            gdb.cmd(line)
+        seen["back"] = gdb.cmd("reverse-continue")
+        seen["insn"] = gdb.cmd("x/i $pc")
+        seen["second"] = gdb.when()
+        gdb.cmd("delete")
+        seen["goto"] = gdb.cmd(f"monitor goto {first}")
+        gdb.cmd("maint flush register-cache")
+        seen["frame"] = gdb.cmd("bt 1")
+        gdb.detach()
     finally:
         gdb.close()
     code, console, err = emu.finish()
@@ -259,44 +278,28 @@ def test_typed_input_is_given_again_when_going_back_past_it(refguest_elf):
     the guest's console interrupts for the typed bytes (re-executing across them from
     snapshots taken before), and a goto forward again reaches the spawn of the typed line."""
     emu = ReverseEmu(refguest_elf, 2, stdin=subprocess.PIPE)
-    gdb = _spawn_gdb(refguest_elf, emu.port)
-
-    def cmd(line: str) -> str:
-        gdb.sendline(line)
-        gdb.expect(r"\(gdb\) ")
-        return gdb.before.decode(errors="replace")
-
-    def when() -> str:
-        gdb.sendline("monitor when")
-        gdb.expect(r"position (\S+) \(")
-        pos = gdb.match.group(1).decode()
-        gdb.expect(r"\(gdb\) ")
-        return pos
+    gdb = Gdb(refguest_elf, emu.port)
     try:
-        gdb.expect(r"\(gdb\) ")
-        cmd("break syscall.c:98")  # the shell spawns a typed command
-        gdb.sendline("continue")
+        gdb.cmd("break syscall.c:98")  # the shell spawns a typed command
+        gdb.p.sendline("continue")
         emu.proc.stdin.write(b"echo one two\n")  # typed while the guest runs (a pipe: one byte a round)
         emu.proc.stdin.flush()
-        gdb.expect(r"\(gdb\) ")
-        assert "hit Breakpoint 1, sys_dispatch" in gdb.before.decode(errors="replace")
-        spawn = when()
-        cmd("delete")
-        cmd("break console_rx_irq")
-        assert "hit Breakpoint 2, console_rx_irq" in cmd("reverse-continue")  # the newline's interrupt
-        last = when()
-        assert "hit Breakpoint 2, console_rx_irq" in cmd("reverse-continue")  # the byte before it
-        before = when()
+        gdb.p.expect(Gdb.PROMPT)
+        assert "hit Breakpoint 1, sys_dispatch" in gdb.p.before.decode(errors="replace")
+        spawn = gdb.when()
+        gdb.cmd("delete")
+        gdb.cmd("break console_rx_irq")
+        assert "hit Breakpoint 2, console_rx_irq" in gdb.cmd("reverse-continue")  # the newline's interrupt
+        last = gdb.when()
+        assert "hit Breakpoint 2, console_rx_irq" in gdb.cmd("reverse-continue")  # the byte before it
+        before = gdb.when()
         assert Position.parse(before) < Position.parse(last) < Position.parse(spawn)
-        cmd("delete")
-        assert f"now at {spawn}" in cmd(f"monitor goto {spawn}")  # forward across the typed bytes again
-        cmd("maint flush register-cache")
-        cmd(f"thread {Position.parse(spawn).hart + 1}")  # gdb keeps the thread it had selected
-        assert "#0  sys_dispatch" in cmd("bt 1")
-        gdb.sendline("detach")
-        gdb.expect(r"\(gdb\) ")
-        gdb.sendline("quit")
-        gdb.expect(pexpect.EOF)
+        gdb.cmd("delete")
+        assert f"now at {spawn}" in gdb.cmd(f"monitor goto {spawn}")  # forward across the typed bytes again
+        gdb.cmd("maint flush register-cache")
+        gdb.cmd(f"thread {Position.parse(spawn).hart + 1}")  # gdb keeps the thread it had selected
+        assert "#0  sys_dispatch" in gdb.cmd("bt 1")
+        gdb.detach()
     finally:
         gdb.close()
     emu.proc.stdin.write(b"poweroff\n")
