@@ -96,7 +96,8 @@ def main() -> None:
               help="When piped console input has ended and every hart idles in WFI for 1 virtual s "
                    "(exit=SECONDS for another time): exit (status 125) or wait.")
 @click.option("--record", "record", default=None, metavar="FILE",
-              help="Write the run's host inputs (console bytes, idle waits, its end) to FILE for --replay.")
+              help="Write the run's host inputs (console bytes, network frames, idle waits, its end) to FILE "
+                   "for --replay.")
 @click.option("--replay", "replay", default=None, metavar="FILE",
               help="Take the host inputs from a --record FILE instead of the console: the same console, "
                    "trace and --stats, or exit 119 at the first divergence.")
