@@ -222,6 +222,9 @@ def test_reverse_needs_snapshots_and_refuses_what_it_cannot_replay(refguest_elf)
     res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--snapshot-every", "1",
                                  "--net", "user", "--timeout", "5"), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "network" in res.stderr, res.stderr
+    res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--record", "x.rec",
+                                 "--timeout", "5"), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--record: not with --gdb" in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
 
 def _replay_session(elf: Path, rec: Path) -> tuple[dict[str, str], bytes, int]:
