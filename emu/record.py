@@ -26,8 +26,10 @@ input is consumed (inputs act only between rounds); ticks and bytes check that t
 has run the same code to get there.
 
 File format: JSON lines.  The first line is the header
-`{"format": "emu-record", "version": 1, "kernel": SHA256, "bootargs": ..., "harts": N, "mips": M,
-"quantum": Q}`; each further line is one event
+`{"format": "emu-record", "version": 2, "kernel": SHA256, "initrd": SHA256, "bootargs": ..., "harts": N,
+"mips": M, "quantum": Q, "ram": BYTES, "arch": A, "net": BACKEND, "nic": MODEL, "interactive": BOOL,
+"idle_realtime": BOOL, "exact_stops": BOOL}` (version 1 had no arch, net, nic, exact_stops: riscv64,
+none, none, false); each further line is one event
 `{"round": R, "ticks": T, "bytes": B, "kind": "input"|"rx"|"idle"|"eof"|"end", ...}` with `data`
 (base64) for input, `nic` (its MMIO region), `frames` (a list of base64 frames), `tx`,
 `tx_hash` and, inside a write, `hart` and `turn_bytes` for rx, `ticks_skipped` for idle, and
@@ -35,7 +37,9 @@ File format: JSON lines.  The first line is the header
 SIGKILL leaves a replayable prefix.
 
 Under a debugger (`--replay` with `--gdb`) a stop in the middle of a round ends that round
-early, so from the first such stop on the run cannot reach the recorded positions; the
+early, and exact stops (watchpoints, `--snapshot-every`; `exact_stops` in the header says
+whether the recording had them, `emu run --exact-stops`) move where a device's stop request
+lands, so from the first such change on the run cannot reach the recorded positions; the
 replayer is then *loose*: each event is given at the first round boundary whose virtual time
 has reached the recorded one (idle waits stop there), in order, without position checks.
 Reverse execution stays exact (it re-executes the same run from snapshots).  The same

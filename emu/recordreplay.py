@@ -58,7 +58,8 @@ class RecordReplay:
             header["net"], header["nic"] = parse_net(self.opts.net)["backend"], self.opts.nic
         if self.opts.record:
             self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty,
-                                                        "idle_realtime": self._stdin_tty or self.opts.realtime})
+                                                        "idle_realtime": self._stdin_tty or self.opts.realtime,
+                                                        "exact_stops": self.opts.exact_stops})
         else:
             self.replayer = Replayer(self.opts.replay, header)
             self._replay_interactive = bool(self.replayer.header.get("interactive"))
@@ -98,6 +99,9 @@ class RecordReplay:
         """Between rounds on replay: the recorded end of input, inputs and end, in order."""
         replayer = self.replayer
         assert replayer is not None
+        if self.cpu.engine.exact_stops != bool(replayer.header.get("exact_stops")):
+            self.loosen_replay("stops are exact in this run (watchpoints, --snapshot-every) and were not in the "
+                               "recording, or the other way round (emu run --exact-stops)")
         pos = self.position()
         if replayer.eof(pos):
             self._replay_eof = True
@@ -111,14 +115,15 @@ class RecordReplay:
             self.uart.push_input(chunk)
         replayer.check_not_passed(pos)
 
-    def round_cut_by_debugger(self) -> None:
-        """A debugger stop ends a round early (or a step runs outside the rounds): from here
-        the run cannot reach a recording's positions, so a replay goes by virtual time."""
+    def loosen_replay(self, why: str) -> None:
+        """The debugger changed the run's course (a stop ended a round early, a step ran
+        outside the rounds, stops became exact): from here the run cannot reach the
+        recording's positions, so a replay goes by virtual time."""
         if self.replayer is not None and self.opts.replay and not self.replayer.loose:
             self.replayer.loose = True
             out = self.opts.report or sys.stderr
-            out.write("emu: replay: the debugger cut a scheduling round; from here on the recording's inputs "
-                      "are given at their virtual times, not exactly where they were recorded\n")
+            out.write(f"emu: replay: {why}; from here on the recording's inputs are given at their virtual "
+                      "times, not exactly where they were recorded\n")
             out.flush()
 
     def _idle_loose(self, ticks: int) -> int:

@@ -262,9 +262,10 @@ def test_a_replayed_run_is_debugged_backwards_with_its_inputs_from_the_file(refg
 
     rec = tmp_path / "run.rec"
     recorded = typed_run(emu_cmd("run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi",
-                                 "--timeout", "120", "--record", str(rec)), "ref> ", ["echo one two", "echo three"],
-                         seed=4)
+                                 "--timeout", "120", "--exact-stops", "--record", str(rec)), "ref> ",
+                         ["echo one two", "echo three"], seed=4)  # exact stops, as reverse debugging has them
     first, console, code = _replay_session(refguest_elf, rec)
+    assert "stops are exact" not in first["stderr"] and "cut a scheduling round" in first["stderr"], first
     assert "hit Breakpoint 1, sys_dispatch" in first["spawn"], first
     assert "Hardware watchpoint" in first["back"], first
     assert re.search(r"=> 0x[0-9a-f]+ <ref_complete\+\d+>", first["insn"]), first
