@@ -29,11 +29,12 @@ from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
 from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF,
-                        EXIT_REPLAY_DIVERGED, EXIT_TIMEOUT, EmuError)
+                        EXIT_TIMEOUT, EmuError)
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
 from emu.firmware.services import FirmwareServices
-from emu.record import Position, Recorder, ReplayDiverged, Replayer
+from emu.record import ReplayDiverged
+from emu.recordreplay import RecordReplay
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock
 from emu.smp.hart import Hart, HsmState
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # imported when used: a plain run does not pay for tracing or
     from emu.cpu import native
     from emu.debug.reverse import OutputGate
     from emu.debug.stub import GdbStub
+    from emu.record import Recorder, Replayer
     from emu.trace.events import EventLog
     from emu.trace.profile import Profile
     from emu.trace.tracer import Tracer
@@ -87,6 +89,7 @@ class MachineOptions:
     replay: str | None = None  # take the host inputs from this recording instead of the console
     snapshot_every: float | None = None  # --gdb reverse execution: snapshot every this many virtual ms
     snapshot_keep: int = 64  # at most this many snapshots (the oldest go first)
+    exact_stops: bool = False  # stops asked for mid-block take effect at the next instruction (as with --gdb watchpoints)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class RunResult:
     stats: dict[str, object] = field(default_factory=dict)
 
 
-class Machine:
+class Machine(RecordReplay):
     def __init__(self, board: BoardSpec, kernel: KernelImage, initrd: bytes | None = None,
                  options: MachineOptions | None = None) -> None:
         self.board = board
@@ -119,7 +122,6 @@ class Machine:
         self._tty_of: Console | None = None  # the console whose input `_tty` describes
         self._tty = False
         self.output_gate: "OutputGate | None" = None  # reverse debugging: output not shown twice
-        self.last_input_round = -1  # the round console input last reached the emulator
         self.input_held = False  # reverse debugging re-executes the past: no new input meanwhile
 
         self.mmio_counts: dict[str, int] = {}
@@ -127,17 +129,17 @@ class Machine:
         self.sbi: Sbi | None = None
         self.virtio: dict[str, "VirtioMmio"] = {}
         self.pci: "PciHost | None" = None
+        self.recorder: Recorder | None = None
+        self.replayer: Replayer | None = None
+        self._replay_eof = False
+        if self.opts.record or self.opts.replay:
+            self._start_recording(initrd)  # before the devices: a NIC's backend depends on it
         if board.arch == "x86_64":
             from emu.cpu.x86_64.pc import PcPlatform
 
             self.platform = PcPlatform(self, initrd)
         else:
             self._build_riscv(initrd)
-        self.recorder: Recorder | None = None
-        self.replayer: Replayer | None = None
-        self._replay_eof = False
-        if self.opts.record or self.opts.replay:
-            self._start_recording(initrd)
         self.tracer: Tracer | None = None
         self.trace_log: EventLog | None = None
         self.trace_profile: Profile | None = None
@@ -148,6 +150,8 @@ class Machine:
         if self.opts.trace or self.opts.gdb:
             self._start_tracing()
         self.cpu.native_traps(self.tracer is None)
+        if self.opts.exact_stops or (self.replayer is not None and self.replayer.header.get("exact_stops")):
+            self.cpu.engine.set_exact_stops(True)  # as recorded: where a device's stop request lands
         if self.opts.gdb:
             from emu.debug.stub import GdbStub
 
@@ -242,6 +246,8 @@ class Machine:
         devices: dict[str, "VirtioMmio"] = {}
         try:
             for (kind, options), region in zip(wanted, slots):
+                if kind == "net":
+                    options["backend"] = self._net_backend(options, region.name)
                 irq = IrqLine(region.irq or 0, self.plic.set_level)
                 devices[region.name] = make_virtio(kind, options, self.dma, irq, self.opts.virtio_legacy)
         except EmuError:
@@ -256,10 +262,12 @@ class Machine:
             return None
         from emu.devices.e1000 import make_e1000
         from emu.devices.pci_host import PciHost, intx_irq
+        from emu.devices.virtio import parse_net
 
         host = PciHost(self.board.region("pcie-mmio").base)
+        backend = self._net_backend(parse_net(self.opts.net), self.opts.nic)
         host.attach(make_e1000(self.opts.nic, self.opts.net, self.dma,
-                               IrqLine(intx_irq(1, 1), self.plic.set_level)), 1)
+                               IrqLine(intx_irq(1, 1), self.plic.set_level), backend), 1)
         return host
 
     def _make_device(self, kind: str) -> object | None:
@@ -328,78 +336,6 @@ class Machine:
                 self.pci.close()
             code = self.exit_code if self.exit_code is not None else EXIT_GUEST_HANG
             return RunResult(code, self.exit_reason, self.stats())
-
-    # -- record / replay (emu/record.py) ---------------------------------------------
-    def _start_recording(self, initrd: bytes | None) -> None:
-        import hashlib
-
-        if self.opts.record and self.opts.replay:
-            raise EmuError("--record and --replay: one or the other")
-        if self._has_network:
-            raise EmuError("--record/--replay: network input is not recorded yet; use no --net")
-        if self.opts.gdb:
-            raise EmuError("--record/--replay: not with --gdb yet")
-        image = hashlib.sha256()
-        for addr, data in self.kernel.segments:
-            image.update(addr.to_bytes(8, "little") + data)
-        for addr, length in self.kernel.zero_fill:
-            image.update(addr.to_bytes(8, "little") + length.to_bytes(8, "little"))
-        header = {"kernel": image.hexdigest(), "initrd": hashlib.sha256(initrd or b"").hexdigest(),
-                  "bootargs": self.board.bootargs, "harts": len(self.harts), "mips": self.clock.mips,
-                  "quantum": self.opts.quantum, "ram": self.board.ram.size}
-        if self.opts.record:
-            self.recorder = Recorder(self.opts.record, {**header, "interactive": self._stdin_tty,
-                                                        "idle_realtime": self._stdin_tty or self.opts.realtime})
-        else:
-            self.replayer = Replayer(self.opts.replay, header)
-            self._replay_interactive = bool(self.replayer.header.get("interactive"))
-            self._replay_idle = bool(self.replayer.header.get("idle_realtime"))
-
-    def _finish_recording(self) -> None:
-        if self.paused or self.exit_code is None:
-            return
-        pos = self.position()
-        if self.recorder is not None:
-            host = self.exit_reason.startswith(("quit", "signal", "timeout"))
-            self.recorder.end(pos, self.exit_code, self.exit_reason, host)
-        elif self.replayer is not None and self.exit_code != EXIT_REPLAY_DIVERGED:
-            try:
-                self.replayer.finish(pos, self.exit_code)
-            except ReplayDiverged as err:
-                self._report(str(err))
-                self.exit_code, self.exit_reason = err.exit_code, "replay diverged"
-
-    def position(self) -> Position:
-        """Where the run is, between rounds: rounds done, virtual ticks, code bytes run."""
-        return Position(self.scheduler.rounds, self.clock.ticks, self.scheduler.executed_bytes)
-
-    @property
-    def _input_ended(self) -> bool:
-        """Console input has reached its end (on replay: where the recording's did)."""
-        return self._replay_eof if self.replayer is not None else self.console.eof
-
-    @property
-    def _interactive(self) -> bool:
-        """Idle time follows the host clock (a terminal; on replay: as recorded)."""
-        if self.replayer is not None:
-            return self._replay_interactive
-        return self.console.interactive
-
-    def _replay_poll(self) -> None:
-        """Between rounds on replay: the recorded end of input, inputs and end, in order."""
-        replayer = self.replayer
-        assert replayer is not None
-        pos = self.position()
-        if replayer.eof(pos):
-            self._replay_eof = True
-        end = replayer.end(pos)
-        if end is not None:
-            self.request_exit(end[0], f"{end[1]} (replayed)")
-            return
-        chunk = replayer.input(pos)
-        if chunk is not None:
-            self.uart.push_input(chunk)
-        replayer.check_not_passed(pos)
 
     def _mmio_stats(self) -> dict[str, int]:
         counts = dict(self.mmio_counts)
@@ -498,18 +434,13 @@ class Machine:
             # the same rounds whatever the host's speed
             self._input_polled = now
             got = b"" if self.input_held else self.console.read_input(wait)
-            if got:
-                self.last_input_round = self.scheduler.rounds
             self.pending_input += got
             if self.console.eof and self.recorder is not None:
                 self.recorder.eof(self.position())
             if self.console.quit_requested:
                 self.request_exit(0, "quit (Ctrl-A x)")
                 return
-        for dev in self.virtio.values():
-            dev.poll()
-        if self.pci is not None:
-            self.pci.poll()
+        self._poll_nics()
         if self.pending_input and self.uart.can_accept():
             chunk = bytes(self.pending_input[:UART_FIFO])
             del self.pending_input[:UART_FIFO]
@@ -517,12 +448,20 @@ class Machine:
             if self.recorder is not None:
                 self.recorder.input(self.position(), chunk)
 
+    def _poll_nics(self) -> None:
+        """Between rounds: frames the host has for the guest (virtio-net, the PCI NIC)."""
+        for dev in self.virtio.values():
+            dev.poll()
+        if self.pci is not None:
+            self.pci.poll()
+
     @property
     def halted(self) -> bool:
         return self.gdb is not None and self.gdb.halted
 
     def step_hart(self, hart: Hart, others: bool = False) -> None:
         """Debugger single step: one instruction of `hart` (and of the others if asked)."""
+        self.loosen_replay("a debugger single step ran outside the rounds")
         for h in [hart] + ([o for o in self.harts if o is not hart] if others else []):
             if h.state not in (HsmState.STARTED, HsmState.START_PENDING) or (h.parked and h is not hart):
                 continue
@@ -555,7 +494,9 @@ class Machine:
         Runs from pipes and files stay instant and deterministic; on replay the recorded
         skips are taken.
         """
-        if self.replayer is not None and self._replay_idle:
+        if self.replayer is not None and self.replayer.loose:
+            take = self._idle_loose(ticks)
+        elif self.replayer is not None and self._replay_idle:
             take = self.replayer.idle(self.position())
             if take is None:
                 raise ReplayDiverged(f"replay diverged: every hart waits at {self.position().describe()}, "

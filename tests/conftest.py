@@ -1,8 +1,10 @@
+import contextlib
 import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -35,6 +37,32 @@ def build_linux(arch: str = "riscv64") -> tuple[Path, Path]:
     res = subprocess.run(["make", "-C", str(ROOT / "images" / "linux")], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return LINUX_BUILD / "Image", LINUX_BUILD / "initramfs.cpio.gz"
+
+
+@contextlib.contextmanager
+def web_server(root: Path) -> Iterator[tuple[int, Callable[[], None]]]:
+    """An HTTP server for `root` on the host's loopback (a guest reaches it as 10.0.2.2
+    through slirp): its port, and a stop function (also called on the way out)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    running = [True]
+
+    def stop() -> None:
+        if running and running.pop():
+            server.shutdown()
+            server.server_close()
+    try:
+        yield server.server_address[1], stop
+    finally:
+        stop()
 
 
 def marked_disk(path: Path, magic: bytes) -> Path:

@@ -47,4 +47,6 @@ class Plan:
     points: list[list[int]] = field(default_factory=list)  # the user's break/watch points
     console_shown: int = 0
     trace_written: int = 0
-    input_round: int = -1
+    journal: list[dict] = field(default_factory=list)  # the console input taken (emu/debug/journal.py)
+    pending_input: str = ""  # typed-ahead bytes not in the UART yet (base64)
+    gdb_threads: list[int] = field(default_factory=list)  # the stub's Hg and Hc threads (GDB's session)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import unicorn
 
 from emu.board import TIMEBASE_HZ
+from emu.debug.journal import InputJournal
 from emu.debug.plan import OutputGate, Plan, Segment
 from emu.debug.position import AFTER_STEP, BETWEEN_ROUNDS, Position
 from emu.errors import EmuError
@@ -47,14 +48,14 @@ class ReverseDebugger:
         self.stub = stub
         self.m = stub.m
         m = self.m
-        if m.opts.net is not None and not m.opts.net.startswith("none"):
-            raise EmuError("--snapshot-every: reverse debugging needs a run without a network (--net)")
-        if m.opts.record or m.opts.replay:
-            raise EmuError("--snapshot-every: not with --record/--replay yet")
+        if m.opts.net is not None and not m.opts.net.startswith("none") and not m.opts.replay:
+            raise EmuError("--snapshot-every: reverse debugging needs a run without a host network "
+                           "(--net; a --replay of a networked run is fine)")
         self.every_ticks = int(every_ms * TIMEBASE_HZ / 1000)  # 0: only at resumes
         self.snaps = ForkSnapshots(keep, self._prepare_fork, self._host_signal)
         self.gate = OutputGate()
         m.output_gate = self.gate
+        self.journal = InputJournal(m) if m.replayer is None else None  # --replay: inputs from the file
         self.seg = 0
         self.segments: list[Segment] = [Segment("continue", -1)]
         self.here = Position(0, m.scheduler.rounds)
@@ -124,6 +125,8 @@ class ReverseDebugger:
         """A resume starts segment seg+1 with a snapshot.  True: this process was restored
         with a plan that has already answered GDB (do not resume)."""
         self.settle()
+        if self.journal is not None:
+            self.journal.on_resume()
         self.seg += 1
         del self.segments[self.seg:]
         self.segments.append(Segment(kind, hart))
@@ -166,7 +169,10 @@ class ReverseDebugger:
         self.gate.shown = max(self.gate.shown, plan.console_shown)
         if m.trace_log is not None:
             m.trace_log.skip_until = max(m.trace_log.skip_until, plan.trace_written)
-        m.last_input_round = max(m.last_input_round, plan.input_round)
+        if self.journal is not None:
+            self.journal.begin(plan.journal, plan.pending_input)
+        if plan.gdb_threads:
+            self.stub.g_thread, self.stub.c_thread = plan.gdb_threads
         self.stub.set_points(plan.points)
         self.hits.clear()
         self.turns.clear()
@@ -322,15 +328,14 @@ class ReverseDebugger:
             self.here = end
         self.plan = None
         self.m.input_held = False
+        if self.journal is not None:
+            self.journal.finish()
         self.snaps.truncate(self._snap(plan.snap))
         self.seg = self.here.seg
         del self.segments[self.seg + 1:]
         self.segments[self.seg].end = self.here.as_list()
         hart = end.hart if end.hart >= 0 else plan.thread
         self.settle()
-        if "replaylog:begin" in plan.extra and self.m.last_input_round >= 0:
-            stub.console_note(f"emu: reverse history starts at {self.here.text()}: console input reached the guest "
-                              f"at round {self.m.last_input_round} and is not recorded\n")
         stub.stopped_by_plan(hart, plan.extra, plan.reply, self.here)
 
     def _diverged(self, why: str) -> None:
@@ -343,14 +348,14 @@ class ReverseDebugger:
         self.here = self.position(None)
         self.plan = None
         self.m.input_held = False
+        if self.journal is not None:
+            self.journal.finish()
         self.stub.stopped_by_plan(plan.thread, "", plan.reply, self.here)
 
     # -- requests from GDB -------------------------------------------------------------------
     def usable(self) -> list[SnapshotInfo]:
-        """Live snapshots taken after the last console input reached the guest (input is
-        not recorded: a re-execution could not give it again)."""
-        last_input = self.m.last_input_round
-        return [s for s in self.snaps.snaps if s.key[1] > last_input and self.snaps.alive(s)]
+        """Live snapshots (console input is journaled: re-execution gives it again)."""
+        return [s for s in self.snaps.snaps if self.snaps.alive(s)]
 
     def _snap(self, ident: int) -> SnapshotInfo:
         return next(s for s in self.snaps.snaps if s.ident == ident)
@@ -398,10 +403,7 @@ class ReverseDebugger:
         return None
 
     def _refusal(self) -> str:
-        if any(self.snaps.alive(s) for s in self.snaps.snaps):
-            return (f"E.cannot go back: console input reached the guest at round {self.m.last_input_round}, "
-                    "after the snapshots (input is not recorded for reverse execution)")
-        return "E.cannot go back: no snapshot yet"
+        return "E.cannot go back: no snapshot of this segment before here"
 
     def _restore(self, snap: SnapshotInfo, plan: Plan) -> NoReturn:
         m = self.m
@@ -410,7 +412,9 @@ class ReverseDebugger:
         if m.trace_log is not None:
             m.trace_log.sync()
             body["trace_written"] = max(m.trace_log.count, m.trace_log.skip_until, body.get("trace_written", 0))
-        body["input_round"] = max(m.last_input_round, body.get("input_round", -1))
+        if self.journal is not None:
+            body.update(self.journal.plan_fields())
+        body["gdb_threads"] = [self.stub.g_thread, self.stub.c_thread]  # GDB will not select them again
         self.snaps.restore(snap, body)
 
     def when(self) -> str:

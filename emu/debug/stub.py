@@ -102,6 +102,7 @@ class GdbStub:
                 # stops): the position is a plain one, the pc after the accessing instruction
                 self.reverse.note_halt(self.cpu.current)
             if self.cpu.current is not None:
+                self.m.loosen_replay("the debugger cut a scheduling round")
                 self.cpu.stop("debug")
 
     def poll(self) -> None:

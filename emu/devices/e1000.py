@@ -88,8 +88,9 @@ class TxState:
     oversize: bool = False
 
 
-def make_e1000(model: str, net: str, dma: GuestMemory, irq: IrqLine) -> "E1000":
-    """The NIC `model` ("e1000" / "e1000e") on the `--net` backend spec (EmuError on bad input)."""
+def make_e1000(model: str, net: str, dma: GuestMemory, irq: IrqLine, backend: object = None) -> "E1000":
+    """The NIC `model` ("e1000" / "e1000e") on the `--net` backend spec (EmuError on bad input);
+    `backend`, when given, is the host side to use instead of the spec's (record / replay)."""
     from emu.devices.virtio import make_net_backend, parse_net
     from emu.devices.virtio.net import DEFAULT_MAC, parse_mac
 
@@ -97,7 +98,10 @@ def make_e1000(model: str, net: str, dma: GuestMemory, irq: IrqLine) -> "E1000":
         raise EmuError(f"--nic {model}: use {', '.join(['virtio', *MODELS])}")
     options = parse_net(net)
     mac = parse_mac(options.get("mac") or DEFAULT_MAC)  # before the backend: no fd to leak
-    return E1000(model, make_net_backend(options), mac, dma, irq, link=options["backend"] != "none")
+    link = options["backend"] != "none"
+    if backend is not None:
+        options["backend"] = backend
+    return E1000(model, make_net_backend(options), mac, dma, irq, link=link)
 
 
 class E1000:

@@ -17,6 +17,7 @@ import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
+from emu.debug.position import Position
 from tests.debug.test_gdb import gdb_batch
 
 GDB = shutil.which("gdb-multiarch")
@@ -27,12 +28,12 @@ FLAG = "((struct ref_req *)$a0)->completed"
 class ReverseEmu:
     """emu with reverse debugging, halted before the first instruction, no console input."""
 
-    def __init__(self, elf: Path, smp: int = 2, *extra: str) -> None:
+    def __init__(self, elf: Path, smp: int = 2, *extra: str, stdin: int = subprocess.DEVNULL) -> None:
         self.marker = f"120.{uuid.uuid4().int % 10**9:09d}"  # a --timeout that finds every process of this run
         self.proc = subprocess.Popen(
             emu_cmd("run", "--smp", str(smp), "--kernel", str(elf), "--append", "offload=ipi",
                     "--timeout", self.marker, "--gdb", "127.0.0.1:0", "--gdb-wait", "--snapshot-every", "1", *extra),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stderr.readline().decode()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         assert m, line
@@ -64,6 +65,37 @@ def _spawn_gdb(elf: Path, port: int) -> pexpect.spawn:
                                "-ex", "set confirm off", "-ex", "set pagination off",
                                "-ex", f"target remote 127.0.0.1:{port}", str(elf)],
                          timeout=60, env={**os.environ, "TERM": "dumb"})
+
+
+class Gdb:
+    """An interactive gdb on a run: each command's output, `monitor when`'s position, and a
+    detach that lets the run go on."""
+
+    PROMPT = r"\(gdb\) "
+
+    def __init__(self, elf: Path, port: int) -> None:
+        self.p = _spawn_gdb(elf, port)
+        self.p.expect(self.PROMPT)
+
+    def cmd(self, line: str) -> str:
+        self.p.sendline(line)
+        self.p.expect(self.PROMPT)
+        return self.p.before.decode(errors="replace")
+
+    def when(self) -> str:
+        self.p.sendline("monitor when")
+        self.p.expect(r"position (\S+) \(")  # the whole position (output may arrive in pieces)
+        pos = self.p.match.group(1).decode()
+        self.p.expect(self.PROMPT)
+        return pos
+
+    def detach(self) -> None:
+        self.cmd("detach")
+        self.p.sendline("quit")
+        self.p.expect(pexpect.EOF)
+
+    def close(self) -> None:
+        self.p.close()
 
 
 def _registers(text: str) -> list[str]:
@@ -190,3 +222,92 @@ def test_reverse_needs_snapshots_and_refuses_what_it_cannot_replay(refguest_elf)
     res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--snapshot-every", "1",
                                  "--net", "user", "--timeout", "5"), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "network" in res.stderr, res.stderr
+    res = subprocess.run(emu_cmd("run", "--kernel", str(refguest_elf), "--gdb", "127.0.0.1:0", "--record", "x.rec",
+                                 "--timeout", "5"), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--record: not with --gdb" in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def _replay_session(elf: Path, rec: Path) -> tuple[dict[str, str], bytes, int]:
+    """Debug a replayed run (snapshots at resumes only): stop where the shell asks to spawn
+    the first typed command (the first stop: until there the replay is exact), then at the
+    next resume of an offloaded call, go back to its completion write, then to the first
+    stop (re-executed from the start, the typed bytes given again from the file), then let
+    the replay run to its end."""
+    emu = ReverseEmu(elf, 2, "--replay", str(rec), "--snapshot-every", "0")
+    gdb = Gdb(elf, emu.port)
+    seen: dict[str, str] = {}
+    try:
+        gdb.cmd("break syscall.c:98")  # the shell's spawn call: no stop before the typed line
+        seen["spawn"] = gdb.cmd("continue")
+        seen["first"] = first = gdb.when()
+        for line in ["delete", "break ref_resume", "continue", "delete", f"watch -l {FLAG}"]:
+            gdb.cmd(line)
+        seen["back"] = gdb.cmd("reverse-continue")
+        seen["insn"] = gdb.cmd("x/i $pc")
+        seen["second"] = gdb.when()
+        gdb.cmd("delete")
+        seen["goto"] = gdb.cmd(f"monitor goto {first}")
+        gdb.cmd("maint flush register-cache")
+        seen["frame"] = gdb.cmd("bt 1")
+        gdb.detach()
+    finally:
+        gdb.close()
+    code, console, err = emu.finish()
+    seen["stderr"] = err.decode(errors="replace")
+    return seen, console, code
+
+
+def test_a_replayed_run_is_debugged_backwards_with_its_inputs_from_the_file(refguest_elf, tmp_path):
+    from tests.test_record import typed_run
+
+    rec = tmp_path / "run.rec"
+    recorded = typed_run(emu_cmd("run", "--smp", "2", "--kernel", str(refguest_elf), "--append", "offload=ipi",
+                                 "--timeout", "120", "--exact-stops", "--record", str(rec)), "ref> ",
+                         ["echo one two", "echo three"], seed=4)  # exact stops, as reverse debugging has them
+    first, console, code = _replay_session(refguest_elf, rec)
+    assert "stops are exact" not in first["stderr"] and "cut a scheduling round" in first["stderr"], first
+    assert "hit Breakpoint 1, sys_dispatch" in first["spawn"], first
+    assert "Hardware watchpoint" in first["back"], first
+    assert re.search(r"=> 0x[0-9a-f]+ <ref_complete\+\d+>", first["insn"]), first
+    assert f"now at {first['first']}" in first["goto"], first
+    assert "#0  sys_dispatch" in first["frame"], first  # reached again: the typed line was given again
+    assert code == 0, first  # the recorded poweroff, typed at its virtual time
+    assert console == recorded  # the same console, although the debugger cut rounds
+    second, _, _ = _replay_session(refguest_elf, rec)
+    assert (first["first"], first["second"]) == (second["first"], second["second"])  # the replay repeats exactly
+
+
+def test_typed_input_is_given_again_when_going_back_past_it(refguest_elf):
+    """Console input typed during a live debugged run is journaled: reverse-continue finds
+    the guest's console interrupts for the typed bytes (re-executing across them from
+    snapshots taken before), and a goto forward again reaches the spawn of the typed line."""
+    emu = ReverseEmu(refguest_elf, 2, stdin=subprocess.PIPE)
+    gdb = Gdb(refguest_elf, emu.port)
+    try:
+        gdb.cmd("break syscall.c:98")  # the shell spawns a typed command
+        gdb.p.sendline("continue")
+        emu.proc.stdin.write(b"echo one two\n")  # typed while the guest runs (a pipe: one byte a round)
+        emu.proc.stdin.flush()
+        gdb.p.expect(Gdb.PROMPT)
+        assert "hit Breakpoint 1, sys_dispatch" in gdb.p.before.decode(errors="replace")
+        spawn = gdb.when()
+        gdb.cmd("delete")
+        gdb.cmd("break console_rx_irq")
+        assert "hit Breakpoint 2, console_rx_irq" in gdb.cmd("reverse-continue")  # the newline's interrupt
+        last = gdb.when()
+        assert "hit Breakpoint 2, console_rx_irq" in gdb.cmd("reverse-continue")  # the byte before it
+        before = gdb.when()
+        assert Position.parse(before) < Position.parse(last) < Position.parse(spawn)
+        gdb.cmd("delete")
+        assert f"now at {spawn}" in gdb.cmd(f"monitor goto {spawn}")  # forward across the typed bytes again
+        gdb.cmd("maint flush register-cache")
+        gdb.cmd(f"thread {Position.parse(spawn).hart + 1}")  # gdb keeps the thread it had selected
+        assert "#0  sys_dispatch" in gdb.cmd("bt 1")
+        gdb.detach()
+    finally:
+        gdb.close()
+    emu.proc.stdin.write(b"poweroff\n")
+    emu.proc.stdin.flush()
+    code, console, err = emu.finish()
+    assert code == 0, err.decode()[-2000:]
+    assert b"ref> echo one two\r\none two\r\nref> poweroff" in console, console  # shown once, in order

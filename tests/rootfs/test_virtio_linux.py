@@ -4,19 +4,16 @@ busybox rootfs (images/rootfs) as initramfs, an ext2 data disk made by Debian's 
 `hostfwd` port to busybox's httpd in the guest)."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import shutil
 import socket
 import subprocess
-import threading
 import urllib.request
 
 import pexpect
 import pytest
 
-from tests.conftest import emu_cmd
+from tests.conftest import emu_cmd, web_server
 from tests.rootfs.conftest import IMAGE, INITRD
 
 PROMPT = "/ # "
@@ -48,15 +45,8 @@ def web_root(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
     (root / "index.txt").write_text("served by the host\n")
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with web_server(root) as (port, _stop):
+        yield port
 
 
 def sh(child, command: str, timeout: float = 120) -> str:

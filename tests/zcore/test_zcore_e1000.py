@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
+import json
+import subprocess
 import threading
 
 import pexpect
@@ -64,3 +67,30 @@ def test_zcore_e1000e_is_probed_and_the_shell_works():
         assert "still-here" in out
     finally:
         child.close(force=True)
+
+
+def test_zcore_e1000_run_is_recorded_and_replays_without_the_host(http_dir, tmp_path):
+    """The e1000's received frames go into the recording (emu/netrecord.py): a fetch from a host
+    server, ended with Ctrl-A x, replays three times byte for byte."""
+    base = ["run", "--smp", "1", "-m", "1G", "--linux", "--kernel", KERNEL, "--initrd", INITRD,
+            "--net", "user", "--nic", "e1000", "--timeout", "180"]
+    rec = tmp_path / "run.rec"
+    cmd = emu_cmd(*base, "--record", str(rec))
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=120)
+    log = io.BytesIO()
+    child.logfile_read = log
+    try:
+        child.expect_exact(PROMPT)
+        out = shell(child, f"busybox wget -O - http://10.0.2.2:{http_dir}/hi.txt")
+        assert "hello-from-the-host" in out, out
+        child.send("\x01x")  # Ctrl-A x: a host-made end, replayed at the same position
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert any(json.loads(line).get("kind") == "rx" for line in rec.read_text().splitlines()[1:])
+    recorded = log.getvalue()
+    for _ in range(3):
+        r = subprocess.run(emu_cmd(*base, "--replay", str(rec)), capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        assert r.stdout == recorded
