@@ -15,3 +15,11 @@ EXIT_REPLAY_DIVERGED = 119  # --replay: the run did not reach a recorded input w
 
 class EmuError(Exception):
     """Bad input or configuration: reported as one line, exit code 2."""
+
+
+class ReplayDiverged(Exception):
+    """The replay does not reach a recorded input at its recorded position (emu/record.py).
+
+    Here rather than in emu/record.py so that a run with no recording never imports it."""
+
+    exit_code = EXIT_REPLAY_DIVERGED

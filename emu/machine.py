@@ -29,11 +29,10 @@ from emu.devices.test_finisher import TestFinisher
 from emu.devices.uart16550 import Uart16550
 from emu.devices.virtio_mmio import VirtioMmioEmpty
 from emu.errors import (EXIT_FAULT_LOOP, EXIT_GUEST_HANG, EXIT_GUEST_PANIC, EXIT_HOST_FAULT, EXIT_IDLE_EOF,
-                        EXIT_TIMEOUT, EmuError)
+                        EXIT_TIMEOUT, EmuError, ReplayDiverged)
 from emu.fdt import build_fdt
 from emu.firmware.sbi import Sbi
 from emu.firmware.services import FirmwareServices
-from emu.record import ReplayDiverged
 from emu.recordreplay import RecordReplay
 from emu.runctl import IdleAfterEof, SignalGuard, signal_exit_code
 from emu.smp.clock import BYTES_PER_INSN, DEFAULT_MIPS, VirtualClock

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from emu.errors import EXIT_REPLAY_DIVERGED, EmuError
+from emu.errors import EmuError, ReplayDiverged  # noqa: F401 - ReplayDiverged is part of this module's interface
 
 FORMAT = "emu-record"
 VERSION = 2
@@ -85,11 +85,6 @@ class RxPlace:
         inside = f" in an MMIO write of hart {self.hart} after {self.turn_bytes} code bytes of its turn"
         return self.pos.describe() + (inside if self.hart >= 0 else "")
 
-
-class ReplayDiverged(Exception):
-    """The replay does not reach a recorded input at its recorded position."""
-
-    exit_code = EXIT_REPLAY_DIVERGED
 
 
 def _b64(data: bytes) -> str:

@@ -8,9 +8,12 @@ machine's loop calls these at the points where host input reaches the guest.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from emu.errors import EXIT_REPLAY_DIVERGED, EmuError
-from emu.record import Position, Recorder, ReplayDiverged, Replayer, RxPlace
+from emu.errors import EXIT_REPLAY_DIVERGED, EmuError, ReplayDiverged
+
+if TYPE_CHECKING:  # emu.record (json, base64, its dataclasses) loads only for a recording or replay
+    from emu.record import Position, RxPlace
 
 
 class RecordReplay:
@@ -31,6 +34,8 @@ class RecordReplay:
 
     def rx_place(self) -> RxPlace:
         """Where a NIC takes frames: between rounds, or in the running hart's MMIO write."""
+        from emu.record import RxPlace
+
         hart = self.cpu.current
         if hart is None:
             return RxPlace(self.position())
@@ -38,6 +43,8 @@ class RecordReplay:
 
     def _start_recording(self, initrd: bytes | None) -> None:
         import hashlib
+
+        from emu.record import Recorder, Replayer
 
         if self.opts.record and self.opts.replay:
             raise EmuError("--record and --replay: one or the other")
@@ -81,6 +88,8 @@ class RecordReplay:
 
     def position(self) -> Position:
         """Where the run is, between rounds: rounds done, virtual ticks, code bytes run."""
+        from emu.record import Position
+
         return Position(self.scheduler.rounds, self.clock.ticks, self.scheduler.executed_bytes)
 
     @property
