@@ -11,10 +11,15 @@ into the options dicts (raising EmuError, one line, on bad input).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from emu.devices.dma import GuestMemory
 from emu.devices.irq import IrqLine
 from emu.devices.virtio.mmio import VirtioMmio
 from emu.errors import EmuError
+
+if TYPE_CHECKING:
+    from emu.devices.virtio.pci import VirtioPci
 
 __all__ = ["VirtioMmio", "make_net_backend", "make_virtio", "make_virtio_pci", "parse_drive", "parse_net"]
 
@@ -112,7 +117,7 @@ def make_virtio(kind: str, options: dict, dma: GuestMemory, irq: IrqLine, legacy
     return VirtioMmio(_make_device(kind, options), dma, irq, legacy=legacy)
 
 
-def make_virtio_pci(kind: str, options: dict, dma: GuestMemory, irq: IrqLine):
+def make_virtio_pci(kind: str, options: dict, dma: GuestMemory, irq: IrqLine) -> "VirtioPci":
     """A virtio-blk-pci / virtio-net-pci function of `kind` (options and errors as
     `make_virtio`); `irq` is its INTx line."""
     from emu.devices.virtio.pci import VirtioPci
