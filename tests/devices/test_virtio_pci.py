@@ -222,3 +222,17 @@ def test_memory_decoding_off_hides_the_bar(disk):
     assert pc.host.window.read(drv.bar - WINDOW + P.COMMON + NUM_QUEUES, 2) == 0
     drv.enable()
     assert pc.host.window.read(drv.bar - WINDOW + P.COMMON + NUM_QUEUES, 2) == 1
+
+
+def test_functions_sharing_an_interrupt_input_are_wired_or():
+    from emu.cpu.x86_64.pci import SharedIntx
+
+    seen = []
+    wires = SharedIntx(lambda pin, level: seen.append((pin, level)))
+    a, b = wires.line(19, 3), wires.line(19, 7)  # slots 3 and 7: the same I/O APIC input
+    a.set(True)
+    b.set(True)
+    a.set(False)  # b still asserts: the input stays high
+    assert seen == [(19, True)]
+    b.set(False)
+    assert seen == [(19, True), (19, False)]

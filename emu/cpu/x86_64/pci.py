@@ -19,6 +19,30 @@ if TYPE_CHECKING:
     from emu.machine import Machine
 
 
+class SharedIntx:
+    """PCI interrupt lines are shared (open drain): an I/O APIC input is asserted while any
+    function on it asserts, so one device lowering its INTx cannot hide another's (with five
+    drives, slots 3 and 7 share an input)."""
+
+    def __init__(self, gsi: Callable[[int, bool], None]) -> None:
+        self.gsi = gsi
+        self.asserted: dict[int, set[int]] = {}  # input -> slots asserting it
+
+    def line(self, irq: int, slot: int) -> IrqLine:
+        """The INTx line of the function in `slot`, wired to input `irq`."""
+        return IrqLine(irq, lambda pin, level: self._set(pin, slot, level))
+
+    def _set(self, pin: int, slot: int, level: bool) -> None:
+        holders = self.asserted.setdefault(pin, set())
+        before = bool(holders)
+        if level:
+            holders.add(slot)
+        else:
+            holders.discard(slot)
+        if bool(holders) != before:
+            self.gsi(pin, bool(holders))
+
+
 def build_pci(m: "Machine", gsi: Callable[[int, bool], None]) -> tuple[PciHost, PciRoot] | None:
     """The host with the command line's devices (None without any), and what the DSDT says
     of it.  `gsi(input, level)` drives an I/O APIC input.  EmuError (one line) on bad
@@ -38,9 +62,10 @@ def build_pci(m: "Machine", gsi: Callable[[int, bool], None]) -> tuple[PciHost, 
         wanted.append(("net", PC_PCI_SLOTS["net"][0], opts.net))
     wanted += [("blk", slot, drive) for slot, drive in zip(PC_PCI_SLOTS["blk"], opts.drives)]
     host = PciHost(window.base)
+    wires = SharedIntx(gsi)
     try:
         for kind, slot, spec in sorted(wanted, key=lambda w: w[1]):
-            irq = IrqLine(intx_irq(slot, 1, gsi_base), gsi)
+            irq = wires.line(intx_irq(slot, 1, gsi_base), slot)
             if kind == "net" and opts.nic != "virtio":
                 from emu.devices.e1000 import make_e1000
 
