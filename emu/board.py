@@ -91,6 +91,10 @@ def virt_regions(ram_size: int, virtio_slots: int = 8) -> list[Region]:
 
 
 PC_RAM_MAX = 0xC000_0000  # RAM below the 32-bit PCI/APIC hole (no RAM above 4 GiB yet)
+PC_PCI_GSI_BASE = 16  # I/O APIC input of INTA in slot 0; the swizzle spreads slots over 16..19
+# PCI slots (bus 0) of the PC board's devices, in command-line order: the NIC (`--net`) as
+# q35 places its first NIC, the disks (`--drive`) after it.  00:00.0 is the host bridge.
+PC_PCI_SLOTS = {"net": (2,), "blk": tuple(range(3, 11))}
 
 
 def pc_regions(ram_size: int) -> list[Region]:
@@ -98,7 +102,9 @@ def pc_regions(ram_size: int) -> list[Region]:
     IOAPIC at their architectural addresses, the i8254 PIT on IRQ 0 (port 0x61: its channel 2
     gate), the CMOS clock at 0x70, COM1 at port 0x3F8 on ISA IRQ 4, the ACPI PM
     block at 0x600 (PM1a control at 0x604: a sleep-enable write powers off, zCore's
-    shutdown) and PCI configuration mechanism #1 at 0xCF8/0xCFC."""
+    shutdown), PCI configuration mechanism #1 at 0xCF8/0xCFC and the PCI memory window for
+    BARs at the bottom of the 32-bit hole (mapped only with PCI devices; its `irq` is the
+    first PCI interrupt input, PC_PCI_GSI_BASE)."""
     return [
         Region("ram", 0, min(ram_size, PC_RAM_MAX), "ram"),
         Region("ioapic", 0xFEC0_0000, 0x1000, "ioapic"),
@@ -109,6 +115,7 @@ def pc_regions(ram_size: int) -> list[Region]:
         Region("com1", 0x3F8, 8, "uart16550", irq=4, space="io"),
         Region("acpi-pm", 0x600, 0x80, "acpi_pm", space="io"),
         Region("pci-config", 0xCF8, 8, "pci_ports", space="io"),
+        Region("pci-mmio", PC_RAM_MAX, 0x1000_0000, "pci_mmio", irq=PC_PCI_GSI_BASE),
     ]
 
 

@@ -83,11 +83,12 @@ def main() -> None:
 @click.option("--trace-events", "trace_events", default="all", show_default=True,
               help="Event groups: all or a comma list of syscall,stage,trap,sbi,ipi,irq,hart.")
 @click.option("--drive", "-drive", "drives", multiple=True,
-              help="virtio-blk disk: file=PATH[,readonly=on] (repeatable).")
+              help="virtio-blk disk: file=PATH[,readonly=on] (repeatable; virtio-blk-pci on x86_64).")
 @click.option("--net", "-netdev", "net", default=None,
               help="The NIC's backend (see --nic): user[,hostfwd=tcp::HOSTPORT-:GUESTPORT] | tap,ifname=NAME | none.")
 @click.option("--nic", "nic", type=click.Choice(["virtio", "e1000", "e1000e"]), default="virtio", show_default=True,
-              help="The NIC behind --net: virtio-net (virtio-mmio) or an Intel e1000 / e1000e on PCI.")
+              help="The NIC behind --net: virtio-net (virtio-mmio; virtio-net-pci on x86_64) or an Intel "
+                   "e1000 / e1000e on PCI.")
 @click.option("--virtio-mmio", "virtio_mmio", type=click.Choice(["legacy", "modern"]), default="legacy",
               show_default=True, help="virtio-mmio register layout (zCore needs legacy).")
 @click.option("--gdb", "gdb", default=None, help="GDB stub on [HOST]:PORT (host defaults to 127.0.0.1).")
@@ -129,7 +130,7 @@ def run(arch: str, smp: int, memory: str, kernel: str | None, initrd: str | None
     if arch not in ARCHES:
         raise EmuError(f"--arch {arch}: must be one of {', '.join(ARCHES)}")
     if arch == "x86_64":
-        _check_x86_options(kernel, drives, net)
+        _check_x86_options(kernel)
     if not 1 <= smp <= MAX_HARTS:
         raise EmuError(f"--smp {smp}: must be between 1 and {MAX_HARTS}")
     if quantum < 100:
@@ -188,13 +189,10 @@ def check_nic(nic: str, net: str | None) -> None:
 ARCHES = ("riscv64", "x86_64")
 
 
-def _check_x86_options(kernel: str | None, drives: tuple[str, ...], net: str | None) -> None:
-    """What the x86_64 board cannot do yet is bad input, not a surprise later."""
+def _check_x86_options(kernel: str | None) -> None:
+    """What the x86_64 board cannot do is bad input, not a surprise later."""
     if kernel is None:
         raise EmuError("--arch x86_64 needs --kernel (an x86_64 ELF or bzImage)")
-    for given, name in ((drives, "--drive"), (net, "--net")):
-        if given:
-            raise EmuError(f"{name}: not supported with --arch x86_64 yet")
 
 
 def load_machine(board: BoardSpec, kernel: str, initrd: str | None, opts: "MachineOptions") -> "Machine":

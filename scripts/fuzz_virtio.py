@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Nightly-style fuzz of the virtio device models (hypothesis), 10k examples per device
 and property by default: random register writes, and well-formed chains with hostile
-mutations (descriptor tables, indexes, lengths, addresses), legacy and modern.
+mutations (descriptor tables, indexes, lengths, addresses), legacy and modern virtio-mmio;
+random BAR and config-space traffic on the virtio-pci transport.
 
 Checks: no host exception, no access outside guest RAM, the disk image never grows.
 Prints one line per device/property with the example count, time and what the examples
@@ -25,15 +26,15 @@ from hypothesis import seed as hyp_seed
 from hypothesis import strategies as st
 
 from emu.devices.virtio import mmio as M
-from tests.devices.virtio_fuzz import KINDS, Harness, op_strategy, scenario
+from tests.devices.virtio_fuzz import KINDS, Harness, op_strategy, pci_op_strategy, scenario
 
 
 def run(harness: Harness, kind: str, prop_name: str, examples: int, seed: int | None) -> dict:
     stats: collections.Counter = collections.Counter()
     check = Harness.check_invariants
 
-    def counting_check(dev, ram, irq):
-        check(harness, dev, ram, irq)
+    def counting_check(dev, ram, irq, masked=False):
+        check(harness, dev, ram, irq, masked)
         stats["examples"] += 1
         stats["needs_reset"] += bool(dev.status & M.S_NEEDS_RESET)
         stats["completed_chains"] += sum(q.used_idx for q in dev.queues)
@@ -47,6 +48,11 @@ def run(harness: Harness, kind: str, prop_name: str, examples: int, seed: int | 
         @given(legacy=st.booleans(), seed=st.integers(0, 1 << 32), ops=op_strategy(), setup=st.booleans())
         def prop(legacy, seed, ops, setup):
             harness.registers(kind, legacy, seed, ops, setup)
+    elif prop_name == "pci":
+        @cfg
+        @given(seed=st.integers(0, 1 << 32), ops=pci_op_strategy(), setup=st.booleans())
+        def prop(seed, ops, setup):
+            harness.pci_registers(kind, seed, ops, setup)
     else:
         @cfg
         @given(sc=scenario())
@@ -77,7 +83,7 @@ def main() -> int:
     failed = False
     try:
         for kind in args.device or KINDS:
-            for prop_name in ("registers", "descriptors"):
+            for prop_name in ("registers", "descriptors", "pci"):
                 try:
                     stats = run(harness, kind, prop_name, args.examples, args.seed)
                 except Exception as exc:  # hypothesis has printed the falsifying example

@@ -1,7 +1,9 @@
-"""A PCI Express host bridge with ECAM config space, as QEMU virt's `gpex` (1b36:0008).
+"""A PCI host bridge (1b36:0008, QEMU's `gpex`): bus 0, its config space and its MMIO window.
 
 Why: zCore riscv64 scans ECAM at 0x3000_0000 itself and drives the NICs it finds there;
-Linux finds the same bridge through the device tree's `pci-host-ecam-generic` node.
+Linux finds the same bridge through the device tree's `pci-host-ecam-generic` node.  The
+x86_64 PC reaches the same bus through configuration mechanism #1 (emu/devices/pci_ports.py)
+and, as PC firmware does, has the BARs placed before the kernel runs (`assign_bars`).
 
 - ECAM: bus 0 only (no bridges, so buses 1..255 are empty: all ones, like an absent
   function).  Offset = bus << 20 | device << 15 | function << 12 | register.
@@ -10,7 +12,8 @@ Linux finds the same bridge through the device tree's `pci-host-ecam-generic` no
   COMMAND.MEM bit is set, as on QEMU (zCore's driver never sets it for a function with an
   MSI capability: its e1000e stays silent on QEMU and here).  Anything else in the window
   reads 0 and ignores writes, as QEMU's unassigned PCI memory does.
-- INTx: QEMU virt's swizzle, PLIC source 32 + (slot + pin - 1) % 4 (PCIE_IRQ).
+- INTx: the usual swizzle, input base + (slot + pin - 1) % 4: PLIC 32..35 on QEMU virt
+  (PCIE_IRQ), I/O APIC 16..19 on the PC (what its DSDT's _PRT says).
 - Config space is bytes plus a write mask per byte (what software may change), so BAR
   sizing with the all-ones write protocol works by itself: the mask keeps the size bits 0.
 """
@@ -34,6 +37,7 @@ CAP_PTR, INTERRUPT_LINE, INTERRUPT_PIN = 0x34, 0x3C, 0x3D
 CMD_IO, CMD_MEM, CMD_MASTER, CMD_INTX_DISABLE = 1 << 0, 1 << 1, 1 << 2, 1 << 10
 STATUS_INTX, STATUS_CAP_LIST = 1 << 3, 1 << 4
 CAP_ID_MSI = 0x05
+CAP_ID_VENDOR = 0x09
 MSI_64BIT, MSI_ENABLE = 1 << 7, 1 << 0
 
 HOST_VENDOR, HOST_DEVICE = 0x1B36, 0x0008  # Red Hat, QEMU PCIe host bridge
@@ -69,6 +73,7 @@ class PciConfig:
         for i, bar in enumerate(bars):
             self._mask(BAR0 + 4 * i, 4, ~(bar.size - 1) & 0xFFFF_FFF0)
         self._cap_end = 0x40  # capabilities go after the header
+        self._cap_last: int | None = None  # the list's tail (add_capability appends)
         self.msi_at: int | None = None
 
     def _put(self, offset: int, size: int, value: int) -> None:
@@ -79,6 +84,23 @@ class PciConfig:
 
     def get(self, offset: int, size: int) -> int:
         return int.from_bytes(self.data[offset:offset + size], "little")
+
+    def add_capability(self, cap_id: int, body: bytes) -> int:
+        """Append a read-only capability (`body`: the bytes after ID and next pointer) to the
+        list; returns its offset in config space."""
+        at = self._cap_end
+        if at + 2 + len(body) > CONFIG_SIZE:
+            raise ValueError("PCI capabilities do not fit in config space")
+        self.data[at] = cap_id
+        self.data[at + 2:at + 2 + len(body)] = body
+        if self._cap_last is None:
+            self._put(CAP_PTR, 1, at)
+        else:
+            self.data[self._cap_last + 1] = at
+        self._cap_last = at
+        self._cap_end = (at + 2 + len(body) + 3) & ~3
+        self._put(STATUS, 2, self.get(STATUS, 2) | STATUS_CAP_LIST)
+        return at
 
     def add_msi(self) -> None:
         """A 64-bit MSI capability (one vector), as QEMU's e1000e has at 0xD0."""
@@ -170,9 +192,10 @@ class HostBridge:
         pass
 
 
-def intx_irq(slot: int, pin: int) -> int:
-    """The PLIC source of INTx `pin` (1 = INTA) of the device in `slot` (QEMU virt's swizzle)."""
-    return PCI_IRQ_BASE + (slot + pin - 1) % PCI_INTX_LINES
+def intx_irq(slot: int, pin: int, base: int = PCI_IRQ_BASE) -> int:
+    """The interrupt input of INTx `pin` (1 = INTA) of the device in `slot`: `base` plus the
+    swizzle (PLIC sources from 32 on QEMU virt, I/O APIC inputs from 16 on the PC)."""
+    return base + (slot + pin - 1) % PCI_INTX_LINES
 
 
 class PciHost:
@@ -194,6 +217,46 @@ class PciHost:
         self.slots[slot] = device
         self.remap()
         return slot
+
+    def function(self, bus: int, slot: int, function: int) -> PciFunction | None:
+        """The function at bus/slot/function (bus 0, function 0 only), or None."""
+        if bus or function or not 0 <= slot < SLOTS:
+            return None
+        return self.slots.get(slot)
+
+    def config_read(self, dev: PciFunction | None, register: int, size: int) -> int:
+        """A config space read; an absent function reads all ones."""
+        if dev is None:
+            return (1 << 8 * size) - 1
+        return dev.config.read(register, size)
+
+    def config_write(self, dev: PciFunction | None, register: int, size: int, value: int) -> None:
+        if dev is not None:
+            dev.config.write(register, size, value)
+            self.remap()
+            dev.config_written()
+
+    def assign_bars(self, window_size: int, irq_base: int) -> None:
+        """What PC firmware does before the kernel: every memory BAR placed in the window
+        (in slot order, each aligned to its size), memory decoding on, and INTERRUPT_LINE
+        set to the function's interrupt input.  Raises ValueError if the window is too small."""
+        at = self.window_base
+        end = self.window_base + window_size
+        for slot, dev in sorted(self.slots.items()):
+            cfg = dev.config
+            for i, bar in enumerate(cfg.bars):
+                at = (at + bar.size - 1) & ~(bar.size - 1)
+                if at + bar.size > end:
+                    raise ValueError("the PCI window is too small for the BARs")
+                cfg.write(BAR0 + 4 * i, 4, at)
+                at += bar.size
+            if cfg.bars:
+                cfg.write(COMMAND, 2, cfg.command | CMD_MEM)
+            pin = cfg.get(INTERRUPT_PIN, 1)
+            if pin:
+                cfg.write(INTERRUPT_LINE, 1, intx_irq(slot, pin, irq_base))
+            dev.config_written()
+        self.remap()
 
     def devices(self) -> list[PciFunction]:
         return [d for s, d in sorted(self.slots.items()) if s]
@@ -227,22 +290,13 @@ class _Ecam:
         self.host = host
 
     def _function(self, offset: int) -> PciFunction | None:
-        if offset >> 20 or (offset >> 12) & 7:  # bus 0, function 0 only
-            return None
-        return self.host.slots.get((offset >> 15) & 31)
+        return self.host.function(offset >> 20, (offset >> 15) & 31, (offset >> 12) & 7)
 
     def read(self, offset: int, size: int) -> int:
-        dev = self._function(offset)
-        if dev is None:
-            return (1 << 8 * size) - 1
-        return dev.config.read(offset & (ECAM_FUNCTION - 1), size)
+        return self.host.config_read(self._function(offset), offset & (ECAM_FUNCTION - 1), size)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        dev = self._function(offset)
-        if dev is not None:
-            dev.config.write(offset & (ECAM_FUNCTION - 1), size, value)
-            self.host.remap()
-            dev.config_written()
+        self.host.config_write(self._function(offset), offset & (ECAM_FUNCTION - 1), size, value)
 
 
 class _Window:

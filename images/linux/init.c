@@ -6,7 +6,9 @@
  *
  * 1. Mounts /proc, /sys and devtmpfs on /dev.
  * 2. Runs the self-checks, one console line each ("check NAME: ..."), then
- *    "selftest: ok" or "selftest: FAIL <check>...".
+ *    "selftest: ok" or "selftest: FAIL <check>...". The disk check reads /dev/vda
+ *    when there is one; the network check runs with emu.net=A.B.C.D:PORT (eth0
+ *    as 10.0.2.15/24, slirp's address, then one TCP exchange with A.B.C.D:PORT).
  * 3. With emu.work=N on the kernel command line, runs the cross-CPU system
  *    call workload ("work ..." lines, then "work: ok" or "work: FAIL ...").
  * 4. If the kernel command line has emu.selftest=poweroff, powers off through
@@ -19,9 +21,12 @@
  * power_off(), which never returns.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,7 +37,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -482,6 +489,91 @@ static int check_disk(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Check: a TCP exchange through eth0 (only with emu.net=A.B.C.D:PORT)       */
+/* ------------------------------------------------------------------------ */
+
+#define NET_GUEST "10.0.2.15" /* what slirp's DHCP would hand out */
+#define NET_HELLO "hello from the guest\n"
+
+/* eth0 up as 10.0.2.15/24: the host's 10.0.2.2 is then on the link, no route needed. */
+static int net_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "eth0");
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    inet_pton(AF_INET, NET_GUEST, &sin->sin_addr);
+    int rc = ioctl(s, SIOCSIFADDR, &ifr);
+    inet_pton(AF_INET, "255.255.255.0", &sin->sin_addr);
+    if (rc == 0)
+        rc = ioctl(s, SIOCSIFNETMASK, &ifr);
+    if (rc == 0)
+        rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (rc == 0)
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    close(s);
+    return rc;
+}
+
+static int check_net(void)
+{
+    char buf[4096];
+    const char *peer = cmdline_find("emu.net=", 0, buf, sizeof buf);
+    if (peer == NULL) {
+        printf("check net: skipped (no emu.net=)\n");
+        return 0;
+    }
+    char host[64];
+    unsigned port = 0;
+    struct sockaddr_in to = { .sin_family = AF_INET };
+    if (sscanf(peer, "%63[0-9.]:%u", host, &port) != 2 || port == 0 || port > 65535
+        || inet_pton(AF_INET, host, &to.sin_addr) != 1) {
+        printf("check net: bad emu.net=%s (A.B.C.D:PORT)\n", peer);
+        return -1;
+    }
+    to.sin_port = htons(port);
+    if (net_up() != 0) {
+        printf("check net: eth0: %s\n", strerror(errno));
+        return -1;
+    }
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        printf("check net: socket: %s\n", strerror(errno));
+        return -1;
+    }
+    struct timeval tv = { .tv_sec = 20 };
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(s, (struct sockaddr *)&to, sizeof to) != 0) {
+        printf("check net: connect %s:%u: %s\n", host, port, strerror(errno));
+        close(s);
+        return -1;
+    }
+    char reply[256];
+    size_t got = 0;
+    ssize_t n = write(s, NET_HELLO, strlen(NET_HELLO));
+    while (n > 0 && got < sizeof reply - 1 && memchr(reply, '\n', got) == NULL) {
+        n = read(s, reply + got, sizeof reply - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    close(s);
+    reply[got] = '\0';
+    reply[strcspn(reply, "\n")] = '\0';
+    if (got == 0) {
+        printf("check net: no answer from %s:%u (%s)\n", host, port, n < 0 ? strerror(errno) : "closed");
+        return -1;
+    }
+    printf("check net: %s:%u answered \"%s\"\n", host, port, reply);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Self-test driver                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -491,6 +583,7 @@ static const struct {
 } checks[] = {
     { "cpus", check_cpus },     { "pinned", check_pinned }, { "stress", check_stress },
     { "fp", check_fp },         { "rdtime", check_rdtime }, { "disk", check_disk },
+    { "net", check_net },
 };
 
 static int selftest(void)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.devices.virtio_fuzz import KINDS, Harness, op_strategy, scenario
+from tests.devices.virtio_fuzz import KINDS, Harness, op_strategy, pci_op_strategy, scenario
 
 EXAMPLES = int(os.environ.get("VIRTIO_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
@@ -52,3 +52,18 @@ def test_random_descriptor_tables(harness, kind):
 
     prop()
     assert len(ran) >= EXAMPLES
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_pci_transport_traffic(harness, kind):
+    """virtio-pci: random BAR0 accesses and config-space writes (half the examples)."""
+    ran = []
+
+    @settings(FUZZ, max_examples=max(EXAMPLES // 2, 1))
+    @given(seed=st.integers(0, 1 << 32), ops=pci_op_strategy(), setup=st.booleans())
+    def prop(seed, ops, setup):
+        ran.append(1)
+        harness.pci_registers(kind, seed, ops, setup)
+
+    prop()
+    assert len(ran) >= EXAMPLES // 2

@@ -8,6 +8,11 @@ scripts/fuzz_virtio.py (10k per device).  Each example builds a fresh transport 
     error status, never a Python exception),
   * no access outside guest RAM reaches the RAM accessors,
   * the block image is never extended.
+
+The PCI transport (emu/devices/virtio/pci.py) gets the register property too: random BAR0
+accesses of every width (the common configuration, ISR, device configuration, notify areas
+and beyond) and config-space writes, over a PCI host as the PC board builds it; there INTx
+must follow the ISR and COMMAND.INTX_DISABLE.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ from emu.devices.virtio.queue import (
     VRING_DESC_F_WRITE,
 )
 from tests.devices.virtio_driver import RAM_BASE, Driver, Irq, Ram
+
+PCI_WINDOW, PCI_SLOT = 0xC000_0000, 3
 
 RAM_SIZE = 64 * 1024
 IMAGE_SECTORS = 64
@@ -73,6 +80,34 @@ def decode_op(sel: int, raw: int) -> tuple[str, int, int, int]:
     if what == 6:
         return "w", M.QUEUE_NOTIFY, 4, raw % 3
     return "poll", 0, 0, 0
+
+
+_PCI_SIZES = (4, 2, 1, 8, 4, 2, 3, 4)
+
+
+def decode_pci_op(sel: int, raw: int) -> tuple[str, int, int, int]:
+    """Like decode_op for the PCI function: (op, offset, size, value) with op "w"/"r" (BAR0),
+    "cfg" (a config-space write) or "poll"; offsets mostly near the four structures' fields."""
+    from emu.devices.virtio import pci as P
+
+    what = sel & 7
+    area = sel >> 3 & 7
+    offset = ((P.COMMON, P.ISR, P.DEVICE, P.NOTIFY, P.COMMON, P.COMMON)[area] + (raw >> 8 & 0x3F)
+              if area < 6 else raw >> 8 & 0x7FFF)
+    size = _PCI_SIZES[sel >> 6 & 7]
+    kind = sel >> 9 & 7
+    value = _VALUES[raw % len(_VALUES)] if kind < 3 else (RAM_BASE + raw % RAM_SIZE) & ~0xF if kind < 5 else raw
+    if what < 4:
+        return "w", offset, size, value
+    if what < 6:
+        return "r", offset, min(size, 4) if area >= 6 else size, 0
+    if what == 6:
+        return "cfg", raw >> 8 & 0xFF, (1, 2, 4)[sel >> 6 & 1], value
+    return "poll", 0, 0, 0
+
+
+def pci_op_strategy():
+    return st.lists(st.builds(decode_pci_op, st.integers(0, (1 << 12) - 1), u32), min_size=1, max_size=40)
 
 
 def _op_strategy(max_ops: int = 40):
@@ -212,10 +247,11 @@ class Harness:
         backend = self.blk if kind == "blk" else VirtioNet(Inbox(frames))
         return VirtioMmio(backend, ram.mem, irq.line, legacy=legacy), ram, irq
 
-    def check_invariants(self, dev: VirtioMmio, ram: Ram, irq: Irq) -> None:
+    def check_invariants(self, dev: VirtioMmio, ram: Ram, irq: Irq, masked: bool = False) -> None:
+        """`masked`: the line is held low (PCI COMMAND.INTX_DISABLE)."""
         assert not ram.outside, ram.outside
         assert os.path.getsize(self.image) == IMAGE_SECTORS * 512
-        assert irq.level == (dev.isr != 0)
+        assert irq.level == (dev.isr != 0 and not masked)
 
     # -- property 1: random register traffic over random RAM -------------------------------------
     def registers(self, kind: str, legacy: bool, seed: int, ops, setup: bool = False) -> None:
@@ -239,6 +275,42 @@ class Harness:
             else:
                 dev.poll()
         self.check_invariants(dev, ram, irq)
+
+    # -- property 1 on PCI: random BAR and config traffic ----------------------------------------
+    def pci_registers(self, kind: str, seed: int, ops, setup: bool = False) -> None:
+        from emu.devices.pci_host import CMD_INTX_DISABLE, PciHost
+        from emu.devices.virtio.pci import VirtioPci
+        from tests.devices.virtio_pci_driver import PciDriver
+
+        ram = Ram(RAM_SIZE)
+        ram.buf[:] = random.Random(seed).randbytes(RAM_SIZE)
+        irq = Irq()
+        backend = self.blk if kind == "blk" else VirtioNet(Inbox([b"\x01" * 60] * 3))
+        dev = VirtioPci(backend, ram.mem, irq.line)
+        host = PciHost(PCI_WINDOW)
+        host.attach(dev, PCI_SLOT)
+        host.assign_bars(0x1000_0000, 16)
+        drv = PciDriver(host, PCI_SLOT, ram)
+        if setup:  # a live device, 0-3 well-formed chains per queue waiting for a notify
+            drv.init(want=seed << 3 | M.F_VERSION_1)
+            spec = (seed >> 8 & 1, seed >> 9 & 63, 512, 1, False)
+            for i in range(len(dev.core.queues)):
+                q = drv.setup_queue(i, 8, RAM_BASE + 0x1000 + 0x2000 * i)
+                for _ in range(seed & 3):
+                    drv.add_chain(q, chain_segments(kind, i, spec, 0, 12, ram), notify=False)
+            drv.driver_ok()
+        for op, off, size, value in ops:
+            if op == "w":
+                host.window.write(drv.bar - PCI_WINDOW + off, size, value & ((1 << 8 * size) - 1))
+            elif op == "r":
+                v = host.window.read(drv.bar - PCI_WINDOW + off, size)
+                assert 0 <= v < 1 << (8 * size)
+            elif op == "cfg":
+                drv.cfg_write(off & ~(size - 1), value & ((1 << 8 * size) - 1), size)
+                drv.bar = drv.cfg(0x10) & ~0xF  # the guest may have moved BAR0
+            else:
+                host.poll()
+        self.check_invariants(dev.core, ram, irq, masked=bool(dev.config.command & CMD_INTX_DISABLE))
 
     # -- property 2: well-formed chains, mutated -------------------------------------------------
     def descriptors(self, kind: str, sc: dict) -> None:

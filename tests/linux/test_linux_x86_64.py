@@ -1,10 +1,13 @@
 """Linux 6.1 x86_64 (built by `make -C images/linux ARCH=x86_64` from Debian's
 linux-source-6.1, bzImage through the 64-bit boot protocol) on `emu run --arch x86_64`:
-the same selftest /init as riscv64 (SMP, futexes, pipes across CPUs), ACPI power-off."""
+the same selftest /init as riscv64 (SMP, futexes, pipes across CPUs), ACPI power-off, and
+Linux's virtio-pci drivers on `--drive` and `--net user`."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -20,10 +23,10 @@ def linux() -> tuple[str, str]:
     return str(image), str(initrd)
 
 
-def boot(linux, smp: int, append: str, timeout: int = 240) -> subprocess.CompletedProcess:
+def boot(linux, smp: int, append: str, timeout: int = 240, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     image, initrd = linux
     return subprocess.run(emu_cmd("run", "--arch", "x86_64", "--smp", str(smp), "-m", "256M", "--kernel", image,
-                                  "--initrd", initrd, "--append", append, "--timeout", str(timeout)),
+                                  "--initrd", initrd, "--append", append, "--timeout", str(timeout), *extra),
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 30)
 
 
@@ -42,6 +45,7 @@ def test_selftest_passes_and_powers_off(linux, smp):
         assert re.search(rf"^check {check}: ", out, re.M), check
     assert "selftest: ok" in out
     assert "reboot: Power down" in out  # ACPI S5 through port 0x604
+    assert "PCI0" not in out and "check disk: skipped (no /dev/vda)" in out  # no devices: no PCI bus
 
 
 def test_two_runs_give_identical_consoles(linux):
@@ -68,3 +72,41 @@ def test_interactive_prompt_through_com1_interrupts(linux):
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_virtio_blk_pci_disk_and_virtio_net_pci_exchange(linux, tmp_path):
+    """--drive and --net user on the PC: Linux finds the PCI root bridge in the DSDT, binds
+    virtio_blk and virtio_net to 00:03.0 and 00:02.0 (INTx through the _PRT's I/O APIC
+    inputs), the selftest reads the disk's first sector and talks TCP through slirp to a
+    server on the host."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"EMUDISK1" + bytes((1 << 20) - 8))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(60)
+            heard.append(conn.recv(100))
+            conn.sendall(b"hello from the host\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        res = boot(linux, 2, f"console=ttyS0 emu.selftest=poweroff emu.net=10.0.2.2:{port}",
+                   extra=("--drive", f"file={disk}", "--net", "user"))
+    finally:
+        server.close()
+    out = res.stdout.decode(errors="replace")
+    assert res.returncode == 0, out[-3000:] + res.stderr.decode()
+    assert "ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00-ff])" in out
+    assert "pci 0000:00:02.0: [1af4:1041] type 00 class 0x020000" in out
+    assert "pci 0000:00:03.0: [1af4:1042] type 00 class 0x010000" in out
+    assert re.search(r"virtio_blk virtio\d: \[vda\] 2048 512-byte logical blocks", out), out[-3000:]
+    assert "check disk: /dev/vda starts with EMUDISK1" in out
+    assert f'check net: 10.0.2.2:{port} answered "hello from the host"' in out
+    assert heard == [b"hello from the guest\n"]
+    assert "selftest: ok" in out
+

@@ -3,8 +3,13 @@
 What Linux and zCore (rust-osdev/acpi) read to find the CPUs, the I/O APIC and how to
 power off: the MADT lists one local APIC per CPU, the I/O APIC (its ID equal to its ID
 register, GSI base 0) and the ISA overrides (IRQ 0 -> GSI 2, the SCI on GSI 9, level);
-the FADT points at the PM1a event/control ports (0x600/0x604) and the DSDT, whose only
-object is `\\_S5` (sleep type 0), so a sleep-enable write of 0x2000 to 0x604 powers off.
+the FADT points at the PM1a event/control ports (0x600/0x604) and the DSDT, whose
+`\\_S5` (sleep type 0) makes a sleep-enable write of 0x2000 to 0x604 power off.  With PCI
+devices the DSDT also has the PCI root bridge `\\_SB.PCI0` (PNP0A03: conventional PCI,
+configuration mechanism #1, no MCFG), whose _CRS gives bus 0-255, the config ports, the I/O
+ports and the BAR window, and whose _PRT routes every slot's INTA-D to the I/O APIC
+inputs of the swizzle (level, active low, as ACPI's GSI entries mean).  Linux enumerates
+PCI only below such a root bridge; zCore scans the ports itself.
 The tables sit at ACPI_BASE (in the BIOS area Linux scans for the RSDP) and are
 announced as reserved memory.
 """
@@ -13,13 +18,25 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from emu.cpu.x86_64 import aml
+
 ACPI_BASE = 0xE_0000  # RSDP first: the BIOS read-only area Linux and firmware scan
 ACPI_END = 0x10_0000
 OEM_ID = b"EMU   "
 OEM_TABLE_ID = b"EMUPC   "
 PM_BASE = 0x600
 SCI_IRQ = 9
-DSDT_AML = bytes([0x08, 0x5F, 0x53, 0x35, 0x5F, 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00])  # Name(_S5, {0,0,0,0})
+S5_AML = aml.name("_S5_", aml.package(*[aml.integer(0)] * 4))  # Name(_S5, {0, 0, 0, 0})
+PCI_SLOTS, PCI_PINS = 32, 4
+PCI_CONFIG_PORTS = (0xCF8, 8)
+
+
+@dataclass(frozen=True)
+class PciRoot:
+    """What the DSDT says of the PCI host: the BAR window and the GSI of INTA in slot 0."""
+
+    window: tuple[int, int]  # [start, end) physical
+    gsi_base: int
 
 
 @dataclass(frozen=True)
@@ -82,11 +99,30 @@ def _fadt(dsdt: int) -> bytes:
     return _table(b"FACP", 5, bytes(fadt))
 
 
-def build(cpus: int, ioapic_id: int, lapic_base: int, ioapic_base: int, base: int = ACPI_BASE) -> tuple[AcpiLayout, bytes]:
-    """The tables laid out from `base`, and their bytes."""
+def _pci_root(pci: PciRoot) -> bytes:
+    """Device(\\_SB.PCI0): _HID, _UID, _CRS (bus, config ports, I/O, BAR window), _PRT."""
+    port, count = PCI_CONFIG_PORTS
+    crs = aml.resource_template(
+        aml.word_space(aml.RES_BUS, 0, 0xFF),
+        aml.io_port(port, count),
+        aml.word_space(aml.RES_IO, 0, port - 1, aml.IO_ENTIRE_RANGE),
+        aml.word_space(aml.RES_IO, 0xD00, 0xFFFF, aml.IO_ENTIRE_RANGE),
+        aml.dword_memory(pci.window[0], pci.window[1] - 1))
+    # (address: slot << 16 | 0xFFFF = any function, pin 0-3 = INTA-D, source 0 = a GSI, GSI)
+    prt = aml.package(*[aml.package(aml.integer(slot << 16 | 0xFFFF), aml.integer(pin), aml.integer(0),
+                                    aml.integer(pci.gsi_base + (slot + pin) % PCI_PINS))
+                        for slot in range(PCI_SLOTS) for pin in range(PCI_PINS)])
+    return aml.scope("\\_SB_", aml.device("PCI0", aml.name("_HID", aml.eisa_id("PNP0A03")),
+                                         aml.name("_UID", aml.integer(0)), aml.name("_CRS", crs),
+                                         aml.name("_PRT", prt)))
+
+
+def build(cpus: int, ioapic_id: int, lapic_base: int, ioapic_base: int, base: int = ACPI_BASE,
+          pci: PciRoot | None = None) -> tuple[AcpiLayout, bytes]:
+    """The tables laid out from `base`, and their bytes (with `pci`: the PCI root bridge)."""
     rsdp_at = base
     dsdt_at = base + 0x40
-    dsdt = _table(b"DSDT", 2, DSDT_AML)
+    dsdt = _table(b"DSDT", 2, S5_AML + (_pci_root(pci) if pci is not None else b""))
     fadt_at = (dsdt_at + len(dsdt) + 15) & ~15
     fadt = _fadt(dsdt_at)
     madt_at = (fadt_at + len(fadt) + 15) & ~15

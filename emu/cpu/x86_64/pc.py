@@ -1,5 +1,5 @@
 """The x86_64 PC platform of a Machine: the CPUs and their local APICs, COM1, ACPI
-power-off, and the kernel entered in the 64-bit boot state.
+power-off, the PCI devices (pci.py), and the kernel entered in the 64-bit boot state.
 
 The board's regions (emu/board.py `pc_regions`) say what goes where; this module builds
 the parts and wires them: the local APIC MMIO page answers for the CPU that is running,
@@ -15,6 +15,7 @@ from unicorn import x86_const as X
 
 from emu.board import TIMEBASE_HZ
 from emu.cpu.x86_64 import acpi, boot
+from emu.cpu.x86_64.pci import build_pci
 from emu.cpu.x86_64.cpu import X86Cpu
 from emu.cpu.x86_64.lapic import (APIC_BASE as LAPIC_BASE, DELIVERY_FIXED, DELIVERY_INIT, DELIVERY_SIPI, NO_DEADLINE, SHORTHAND_ALL,
                                   SHORTHAND_OTHERS, SHORTHAND_SELF, Lapic)
@@ -64,9 +65,15 @@ class PcPlatform:
             cpu.add_cpu(hart, lapic)
         self.ioapic = IoApic(IOAPIC_ID, self._deliver)
         m.uart = Uart16550(m.console_write, IrqLine(board.region("com1").irq or 4, self._isa_irq))
+        pci = build_pci(m, self.ioapic.set_level)
+        m.pci, self.pci_root = pci if pci is not None else (None, None)
         for region in board.regions:
+            if region.kind == "pci_mmio":  # the BAR window: mapped only with PCI devices
+                if m.pci is not None:
+                    cpu.map_device(region.base, region.size, m.pci.window, m.mmio_counts, region.name)
+                continue
             device = {"lapic": _LapicPage(self), "uart16550": m.uart, "acpi_pm": _AcpiPm(m),
-                      "ioapic": self.ioapic, "pci_ports": PciConfigPorts(), "i8254": self.pit,
+                      "ioapic": self.ioapic, "pci_ports": PciConfigPorts(m.pci), "i8254": self.pit,
                       "port61": Port61(self.pit),
                       "mc146818": Mc146818(lambda: self._now() / TIMEBASE_HZ)}.get(region.kind)
             if device is None:
@@ -87,7 +94,7 @@ class PcPlatform:
             raise EmuError("--initrd: on x86_64 only a bzImage or an upper-half ELF (zCore) takes one")
         for addr, data in boot.boot_tables():
             m.cpu.write_phys(addr, data)
-        self.acpi, tables = acpi.build(len(m.harts), IOAPIC_ID, LAPIC_BASE, IOAPIC_BASE)
+        self.acpi, tables = acpi.build(len(m.harts), IOAPIC_ID, LAPIC_BASE, IOAPIC_BASE, pci=self.pci_root)
         m.cpu.write_phys(acpi.ACPI_BASE, tables)
         for addr, data in kernel.segments:
             if addr < boot.BOOT_TABLES_END and addr + len(data) > boot.BOOT_TABLES:

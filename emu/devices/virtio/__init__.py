@@ -1,20 +1,27 @@
-"""virtio-mmio devices: the transport (mmio), split virtqueues (queue), block (blk) and
-network (net) devices, and the network backends (none, tap, user = libslirp).
+"""virtio devices: the transports (mmio; pci, modern virtio-pci on a PCI host), split
+virtqueues (queue), block (blk) and network (net) devices, and the network backends (none,
+tap, user = libslirp).
 
-The machine builds a device with `make_virtio(kind, options, dma, irq, legacy)`, maps the
-returned VirtioMmio object in a virtio slot, calls its `poll()` between rounds (network
-input) and its `close()` at exit.  `parse_drive` / `parse_net` turn the command-line
+The riscv machine builds a device with `make_virtio(kind, options, dma, irq, legacy)` and maps
+the returned VirtioMmio object in a virtio slot; the PC board puts `make_virtio_pci(kind,
+options, dma, irq)` in a PCI slot.  Either is polled between rounds (network input) and
+closed at exit.  `parse_drive` / `parse_net` turn the command-line
 values (`--drive file=PATH[,readonly=on]`, `--net user[,hostfwd=...]|tap,ifname=NAME|none`)
 into the options dicts (raising EmuError, one line, on bad input).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from emu.devices.dma import GuestMemory
 from emu.devices.irq import IrqLine
 from emu.devices.virtio.mmio import VirtioMmio
 from emu.errors import EmuError
 
-__all__ = ["VirtioMmio", "make_net_backend", "make_virtio", "parse_drive", "parse_net"]
+if TYPE_CHECKING:
+    from emu.devices.virtio.pci import VirtioPci
+
+__all__ = ["VirtioMmio", "make_net_backend", "make_virtio", "make_virtio_pci", "parse_drive", "parse_net"]
 
 _ON = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}
 
@@ -107,6 +114,18 @@ def make_virtio(kind: str, options: dict, dma: GuestMemory, irq: IrqLine, legacy
     Raises EmuError (one line) on bad options, a missing/unwritable image, a TAP device
     that cannot be opened or a missing libslirp.
     """
+    return VirtioMmio(_make_device(kind, options), dma, irq, legacy=legacy)
+
+
+def make_virtio_pci(kind: str, options: dict, dma: GuestMemory, irq: IrqLine) -> "VirtioPci":
+    """A virtio-blk-pci / virtio-net-pci function of `kind` (options and errors as
+    `make_virtio`); `irq` is its INTx line."""
+    from emu.devices.virtio.pci import VirtioPci
+
+    return VirtioPci(_make_device(kind, options), dma, irq)
+
+
+def _make_device(kind: str, options: dict):
     if kind == "blk":
         from emu.devices.virtio.blk import VirtioBlk
 
@@ -118,4 +137,4 @@ def make_virtio(kind: str, options: dict, dma: GuestMemory, irq: IrqLine, legacy
         dev = VirtioNet(make_net_backend(options), mac)
     else:
         raise EmuError(f"unknown virtio device kind {kind!r} (blk or net)")
-    return VirtioMmio(dev, dma, irq, legacy=legacy)
+    return dev

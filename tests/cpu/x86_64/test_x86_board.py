@@ -35,7 +35,8 @@ def test_acpi_tables_are_well_formed():
         tables[table[:4]] = table
     fadt, madt = tables[b"FACP"], tables[b"APIC"]
     dsdt_addr = struct.unpack_from("<Q", fadt, 140)[0]
-    assert at(dsdt_addr, 4) == b"DSDT" and acpi.DSDT_AML in at(dsdt_addr, 48)
+    assert at(dsdt_addr, 4) == b"DSDT" and acpi.S5_AML in at(dsdt_addr, 48)
+    assert b"PCI0" not in blob  # no PCI devices: no root bridge
     assert struct.unpack_from("<I", fadt, 64)[0] == 0x604  # PM1a_CNT: zCore's and Linux's power-off
     entries, off = [], 44
     while off < len(madt):
@@ -168,6 +169,46 @@ vendor: .quad 0
 
 
 @needs_x86
+def test_a_drive_is_a_virtio_blk_pci_function_the_guest_reaches(tmp_path):
+    """--drive on the PC: 00:03.0 answers at the ports, its BAR0 is placed in the PCI window
+    and the guest reads the common configuration and the disk's capacity through it."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(64 * 512))
+    elf = build("""
+main:
+    mov dx, 0xCF8
+    mov eax, 0x80001800                         # bus 0, device 3, function 0, register 0
+    out dx, eax
+    mov dx, 0xCFC
+    in eax, dx
+    mov [rip + ids], rax
+    mov dx, 0xCF8
+    mov eax, 0x80001810                         # BAR0
+    out dx, eax
+    mov dx, 0xCFC
+    in eax, dx
+    mov [rip + bar], rax
+    and eax, 0xFFFFFFF0
+    movzx ebx, word ptr [rax + 0x12]            # common cfg: num_queues
+    mov [rip + queues], rbx
+    mov rbx, [rax + 0x2000]                     # device cfg: capacity
+    mov [rip + capacity], rbx
+    POWER_OFF
+    .data
+    .globl ids, bar, queues, capacity
+ids: .quad 0
+bar: .quad 0
+queues: .quad 0
+capacity: .quad 0
+""", tmp_path)
+    r = run(elf, drives=(f"file={disk}",))
+    assert r.result.exit_code == 0, r.result.reason
+    assert r.word("ids") == 0x1042_1AF4
+    assert r.word("bar") == 0xC000_0000
+    assert (r.word("queues"), r.word("capacity")) == (1, 64)
+
+
+@needs_x86
 def test_pit_channel_0_ticks_through_the_ioapic_and_channel_2_counts(tmp_path):
     elf = build("""
 main:
@@ -247,3 +288,38 @@ date: .byte 0, 0, 0, 0
     assert r.result.exit_code == 0, r.result.reason
     assert r.machine.cpu.read_phys(r.sym("status_a"), 1)[0] & 0x80 == 0
     assert r.machine.cpu.read_phys(r.sym("date"), 4) == bytes([0x24, 0x01, 0x01, 0x20])  # 2024-01-01, BCD
+
+
+def test_aml_encodings():
+    from emu.cpu.x86_64 import aml
+
+    assert aml.eisa_id("PNP0A03") == aml.integer(0x030AD041)  # as iasl encodes EisaId("PNP0A03")
+    assert aml.pkg_length(0x3E) == b"\x3f" and aml.pkg_length(0x3F) == b"\x41\x04"  # 1 byte up to 63
+    assert aml.pkg_length(0x1000) == b"\x83\x00\x01"  # 0x1003 in 3 bytes
+    assert aml.name_string("\\_SB_.PCI0") == b"\\._SB_PCI0"
+    assert [aml.integer(v) for v in (0, 1, 2, 0x100, 0x1_0000)] == [b"\0", b"\1", b"\x0a\x02", b"\x0b\0\1",
+                                                                     b"\x0c\0\0\1\0"]
+
+
+def test_dsdt_describes_the_pci_root_bridge_when_there_are_devices(tmp_path):
+    """\\\\_SB.PCI0: PNP0A03, _CRS with the BAR window, a _PRT entry per slot and pin; iasl (Debian's
+    acpica-tools, if installed) disassembles it without complaint."""
+    import shutil
+    import subprocess
+
+    pci = acpi.PciRoot((0xC000_0000, 0xD000_0000), 16)
+    layout, blob = acpi.build(2, 0, 0xFEE0_0000, 0xFEC0_0000, pci=pci)
+    dsdt = blob[layout.dsdt - acpi.ACPI_BASE:]
+    dsdt = dsdt[:struct.unpack_from("<I", dsdt, 4)[0]]
+    assert _sum_ok(dsdt) and b"PCI0" in dsdt and b"_PRT" in dsdt
+    assert struct.pack("<II", 0xC000_0000, 0xCFFF_FFFF) in dsdt  # DWordMemory min, max
+    if shutil.which("iasl") is None:
+        return
+    (tmp_path / "dsdt.dat").write_bytes(dsdt)
+    res = subprocess.run(["iasl", "-d", "dsdt.dat"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    asl = (tmp_path / "dsdt.dsl").read_text()
+    assert 'EisaId ("PNP0A03")' in asl and "Device (PCI0)" in asl and "Name (_PRT, Package (0x80)" in asl
+    assert "0xC0000000,         // Range Minimum" in asl and "0xCFFFFFFF,         // Range Maximum" in asl
+    # slot 3, INTA: the swizzle's GSI 16 + 3 = 19
+    assert "0x0003FFFF, \n                    Zero, \n                    Zero, \n                    0x13" in asl

@@ -108,9 +108,10 @@ class Run(GuestRun):
         return self.u64(self.sym("irq_count") + 8 * (256 * cpu + vector))
 
 
-def run(elf: Path, cpus: int = 1, timeout: float = 20.0, quantum: int = 10_000) -> Run:
+def run(elf: Path, cpus: int = 1, timeout: float = 20.0, quantum: int = 10_000, drives: tuple[str, ...] = ()) -> Run:
     spec = BoardSpec(harts=cpus, ram_size=64 << 20, arch="x86_64")
     kernel = load_kernel(elf, spec.ram.base, spec.ram.size, arch="x86_64")
-    opts = MachineOptions(quantum=quantum, timeout=timeout, stdout=None, capture=True, report=sys.stderr)
+    opts = MachineOptions(quantum=quantum, timeout=timeout, stdout=None, capture=True, report=sys.stderr,
+                          drives=list(drives))
     m = Machine(spec, kernel, None, opts)
     return Run(m, m.run(), kernel)
