@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from emu.trace.analysis import Analysis, Span, analyse
-from emu.trace.names import syscall_name
+from emu.trace.names import DEFAULT_ABI, syscall_name, syscall_table
 
 
 def _pct(values: list[int], q: float) -> int:
@@ -25,9 +25,11 @@ def stats(values: list[int]) -> dict[str, float]:
 
 
 def syscall_names(emu: dict[str, Any]) -> dict[int, str]:
-    """A profile's own system call names (e.g. the reference guest's 500+)."""
+    """The trace's system call names: its ABI's table (the header's `syscall_abi`; riscv64's in
+    traces older than that field) with the profile's own names over it (the reference guest's 500+)."""
     profile = emu.get("profile") or {}
-    return {int(k): str(v) for k, v in (profile.get("syscalls") or {}).items()}
+    extra = {int(k): str(v) for k, v in (profile.get("syscalls") or {}).items()}
+    return syscall_table(str(emu.get("syscall_abi") or DEFAULT_ABI), extra)
 
 
 def _handoffs(a: Analysis, done: list[Span], pairs: list[list[str]]) -> dict[str, dict[str, Any]]:
@@ -160,11 +162,13 @@ def format_in_flight(rows: list[dict[str, Any]], prefix: str = "  ") -> list[str
     return out
 
 
-def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns: int, prefix: str) -> list[str]:
-    """Lines for a hang/timeout/signal report: the open requests, their stage pc named by `symbols`."""
+def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns: int, prefix: str,
+                     abi: str = DEFAULT_ABI) -> list[str]:
+    """Lines for a hang/timeout/signal report: the open requests (numbers of `abi`), their stage
+    pc named by `symbols`."""
     a = analyse(events)
     a.end_ns = max(a.end_ns, now_ns)
-    rows = in_flight(a, profile.syscalls if profile is not None else {})
+    rows = in_flight(a, syscall_table(abi, profile.syscalls if profile is not None else None))
     if not rows:
         return []
     lines = [f"{prefix}requests in flight: {len(rows)}"]

@@ -18,9 +18,16 @@ if TYPE_CHECKING:
 
 SYSRETQ = bytes([0x48, 0x0F, 0x07])
 SYSCALL_CAUSE = 0x100  # what the adapter reports a traced `syscall` as (above the 256 vectors)
+# General registers as trace profiles name them -> their number in the instruction encoding
+# (cpu.xreg's order: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15).
+REGISTERS = {name: n for n, name in enumerate(
+    ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] + [f"r{i}" for i in range(8, 16)])}
 
 
 class X86TraceProbes:
+    syscall_abi = "linux-x86_64"  # whose system call numbers rax holds (emu.trace.names)
+    registers = REGISTERS  # what a trace profile's expressions may name (read with cpu.xreg)
+
     def __init__(self, cpu: "X86Cpu") -> None:
         self.cpu = cpu
         self._idt = b""
