@@ -128,15 +128,16 @@ def test_lookup_on_a_real_compiled_cxx_object(tmp_path):
 
 
 def test_auto_profile_only_picks_a_profile_of_the_machines_arch():
-    """The offload fork built for x86_64 has the riscv64 build's symbols; the built-in
-    profile's register expressions are riscv's, so it must not be picked there."""
+    """The offload fork built for x86_64 has the riscv64 build's symbols; each built-in
+    profile's register expressions are its arch's, so auto picks the one of the machine's arch."""
     from emu.trace.profile import auto_profile
 
     syms = Symbols.from_entries([(0x1000, 16, "linux_syscall::async_syscall::event_loop"),
                                  (0x2000, 64, "<linux_syscall::async_syscall::REMOTE_SYSCALL_REQUESTS as "
                                               "core::ops::deref::Deref>::deref::__stability::LAZY")])
     assert auto_profile(syms, "riscv64").name == "zcore-offload"
-    assert auto_profile(syms, "x86_64") is None
+    assert auto_profile(syms, "x86_64").name == "zcore-offload-x86_64"
+    assert auto_profile(syms, "aarch64") is None
 
 
 def test_a_trace_names_its_calls_with_the_abi_its_header_records(tmp_path):
