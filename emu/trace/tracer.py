@@ -32,11 +32,11 @@ class Tracer:
         self.profile = profile
         self.points: list[Point] = []
         self._stvec_hooked: set[int] = set()
+        self._return_hooked: set[int] = set()
         self.listener: Any = None  # the GDB stub's break-on check
         kernel = machine.kernel
         if log.wants("syscall"):
-            for addr in self.probe.user_return_sites(kernel.exec_segments):
-                self.cpu.add_code_hook(addr, self._on_user_return)
+            self._hook_user_returns(self.probe.user_return_sites(kernel.exec_segments))
         if profile is not None and log.wants("stage"):
             self._check_registers(profile)
             self.points = resolve(profile, kernel.symbols, kernel.path if kernel.kind == "elf" else None)
@@ -74,7 +74,15 @@ class Tracer:
         return hart
 
     # -- sources called by the machine ----------------------------------------------------------
+    def _hook_user_returns(self, sites: list[int]) -> None:
+        for addr in sites:
+            if addr not in self._return_hooked:
+                self._return_hooked.add(addr)
+                self.cpu.add_code_hook(addr, self._on_user_return)
+
     def on_switch_in(self, hart: "Hart") -> None:
+        if self.log.wants("syscall"):  # return sites only known once the kernel runs (bzImage)
+            self._hook_user_returns(self.probe.late_user_return_sites())
         if not self.log.wants("irq"):
             return
         for vec in self.probe.trap_vectors():

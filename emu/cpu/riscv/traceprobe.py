@@ -50,6 +50,10 @@ class RiscvTraceProbes:
     def user_return_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
         return sret_sites(exec_segments)
 
+    @staticmethod
+    def late_user_return_sites() -> list[int]:
+        return []  # riscv kernels are loaded uncompressed: user_return_sites saw all of them
+
     def returning_to_user(self) -> bool:
         """At a user-return site: does it return to user mode (not to the kernel)?"""
         return not self.cpu.rreg(UC_RISCV_REG_SSTATUS) & csr.SSTATUS_SPP

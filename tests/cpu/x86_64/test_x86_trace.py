@@ -41,3 +41,42 @@ user_code:
     irqs = [e[3] for e in events if e[2] == "irq"]
     assert syscalls and all(s["num"] == 41 and s["args"][0] == 7 for s in syscalls)
     assert [i["cause"] for i in irqs] == [0x40, 0x40]
+
+
+def test_x86_system_calls_are_named_from_the_x86_64_table(tmp_path):
+    """`read` is 0 and `write` is 1 on x86_64 (riscv64's table says io_setup, io_destroy): the
+    adapter names its ABI, the trace header records it, the report and Perfetto use it."""
+    import json
+
+    from emu.trace.report import format_report, summarise
+    from tests.cpu.x86_64.x86guest import ENTER_USER
+
+    elf = build(f"""
+main:
+    EXPECT_FAULT 1f
+{ENTER_USER}
+1:  POWER_OFF
+    .globl user_code
+user_code:
+    mov ecx, 100000               # past the first slice: the adapter hooks the LSTAR the prelude
+2:  dec ecx                       # wrote when a CPU is next switched in
+    jnz 2b
+    xor eax, eax                  # read (0); the test kernel returns rax + 1
+    syscall
+    syscall                       # write (1)
+    ud2                           # back to the kernel
+{USER_STACK}""", tmp_path)
+    trace = tmp_path / "trace.json"
+    spec = BoardSpec(harts=1, ram_size=64 << 20, arch="x86_64")
+    kernel = load_kernel(elf, 0, spec.ram.size, arch="x86_64")
+    m = Machine(spec, kernel, None, MachineOptions(quantum=10_000, timeout=20, stdout=None, capture=True,
+                                                   report=sys.stderr, trace=str(trace)))
+    assert m.run().exit_code == 0
+    emu = read_trace(trace)
+    assert emu["syscall_abi"] == "linux-x86_64"
+    summary = summarise(emu)
+    assert [r["name"] for r in summary["per_syscall"].values()] == ["read (0)", "write (1)"]
+    text = format_report(summary)
+    assert "read (0)" in text and "write (1)" in text and "io_setup" not in text
+    slices = [e["name"] for e in json.loads(trace.read_text())["traceEvents"] if e.get("cat") == "syscall"]
+    assert slices == ["read (0)", "write (1)"]
