@@ -76,3 +76,16 @@ def test_compare_with_a_trace_without_stages():
         assert row.split()[2:] in (["1", "50", "2", "20", "-30", "0.40"], ["2", "20", "1", "50", "+30", "2.50"]), row
         assert "stages explain:" in text and "no stages" in text and "78.0% of 3 offloaded calls" in text
         assert "execute->complete" in text
+
+
+def test_a_call_that_renames_its_thread_still_ends():
+    """x86_64 names a thread by (CR3, FS base): arch_prctl(ARCH_SET_FS) returns under a new name.
+    Its return ends the call open on that hart in the same address space, and nothing else."""
+    ev = [[0, 0, "syscall", {"num": 158, "thread": "3800000:0", "args": [0] * 6}],
+          [5, 1, "syscall", {"num": 7, "thread": "3800000:77", "args": [0] * 6}],  # another CPU: stays open
+          [10, 0, "sysret", {"thread": "3800000:9bb88", "ret": 0}],
+          [20, 0, "syscall", {"num": 39, "thread": "4000000:0", "args": [0] * 6}],
+          [30, 0, "sysret", {"thread": "5000000:1", "ret": 0}]]  # another address space: not a rename
+    a = analyse(tuple(e) for e in ev)
+    assert [(s.num, s.end) for s in a.spans] == [(158, 10), (7, None), (39, None)]
+    assert [s.num for s in a.in_flight()] == [7, 39]
