@@ -236,6 +236,26 @@ def format_offload(o: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _by_name(pa: dict[str, dict], pb: dict[str, dict]) -> list[tuple[str, dict | None, dict | None]]:
+    """Two traces' per-call rows lined up by name, not number, so traces of two ABIs compare
+    (`read` is 63 on riscv64 and 0 on x86_64: its label then says `read (0/63)`)."""
+    def bare(n: str, row: dict) -> str:
+        return str(row.get("name", f"syscall {n}")).split(" (")[0]
+
+    rows: dict[str, list] = {}
+    for side, per in enumerate((pa, pb)):
+        for n, row in sorted(per.items(), key=lambda kv: int(kv[0])):
+            entry = rows.setdefault(bare(n, row), [int(n), None, None, []])
+            entry[1 + side] = row
+            if n not in entry[3]:
+                entry[3].append(n)
+    out = []
+    for name, (_first, x, y, nums) in sorted(rows.items(), key=lambda kv: (kv[1][0], kv[0])):
+        label = name if name.startswith("syscall ") else f"{name} ({'/'.join(nums)})"
+        out.append((label, x, y))
+    return out
+
+
 def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> str:
     """Two traces side by side: each system call by name (calls, mean end-to-end latency, the
     difference and the ratio), each stage interval, and the share the stages explain (a trace
@@ -255,9 +275,8 @@ def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: st
         cy = f"{y['count']:>6}" if y else f"{'-':>6}"
         return f"  {label:<28} {cx} {fx} {cy} {fy} {diff} {ratio}"
 
-    for n in sorted(set(a["per_syscall"]) | set(b["per_syscall"]), key=int):
-        x, y = a["per_syscall"].get(n), b["per_syscall"].get(n)
-        lines.append(row((x or y or {}).get("name", f"syscall {n}"), x, y))
+    for label, x, y in _by_name(a["per_syscall"], b["per_syscall"]):
+        lines.append(row(label, x, y))
     lines += ["", "  per stage interval:"]
     for k in list(dict.fromkeys([*a["per_interval"], *b["per_interval"]])):
         lines.append(row(k, a["per_interval"].get(k), b["per_interval"].get(k)))
