@@ -25,6 +25,7 @@ import pytest
 from emu.trace.analysis import analyse
 from tests.conftest import emu_cmd
 from tests.trace.test_survive import read_until
+from tests.zcore.test_offload_trace import HARTS, STAGES, report
 
 KERNEL = os.environ.get("EMU_ZCORE_X86_OFFLOAD_KERNEL")
 INITRD = os.environ.get("EMU_ZCORE_X86_INITRD")
@@ -34,8 +35,6 @@ if not (KERNEL and INITRD):
     warnings.warn(REASON)
 pytestmark = pytest.mark.skipif(not (KERNEL and INITRD), reason=REASON)
 
-STAGES = ["submit", "pickup", "execute", "complete", "wake", "resume"]
-HARTS = [0, 1, 1, 1, 1, 0]  # the client CPU (BSP), the serving CPU (event_loop), back
 LS_CALLS = ("getdents64 (217)", "writev (20)", "ioctl (16)", "open (2)")  # x86_64 numbers
 
 
@@ -62,12 +61,6 @@ def traced_run(trace: Path, profile: str) -> dict:
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
     assert b"panicked" not in out
     return json.loads(trace.read_text())["emu"]
-
-
-def report(trace: Path, *extra: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(emu_cmd("trace", "report", *extra, str(trace)), capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stderr
-    return res
 
 
 @pytest.fixture(scope="module")
