@@ -54,8 +54,10 @@ def test_x86_system_calls_are_named_from_the_x86_64_table(tmp_path):
     adapter names its ABI, the trace header records it, the report and Perfetto use it."""
     from emu.trace.report import format_report, summarise
 
-    elf = build(f"""{USER_PROGRAM}    mov ecx, 100000               # past the first slice: the adapter hooks the LSTAR the prelude
-2:  dec ecx                       # wrote when a CPU is next switched in
+    # the calls come after the first slice: the adapter hooks the syscall entry (LSTAR) that the
+    # prelude set when a CPU is next switched in
+    elf = build(f"""{USER_PROGRAM}    mov ecx, 100000
+2:  dec ecx
     jnz 2b
     xor eax, eax                  # read (0); the test kernel returns rax + 1
     syscall
