@@ -220,8 +220,9 @@ class Machine(RecordReplay):
             from emu.trace.output import trace_header
 
             path = Path(self.opts.trace)
+            header = trace_header(self.trace_profile, len(self.harts), self.cpu.trace.syscall_abi)
             try:  # the file streams as the run goes: a killed run still leaves its events
-                self.trace_log = EventLog(groups, path=path, header=trace_header(self.trace_profile, len(self.harts)))
+                self.trace_log = EventLog(groups, path=path, header=header)
             except OSError as err:
                 raise EmuError(f"cannot write trace {path}: {err.strerror}") from None
         else:
@@ -346,7 +347,8 @@ class Machine(RecordReplay):
         if self.trace_log is not None and self.opts.trace and self.opts.trace != "-":
             from emu.trace.output import write_trace
 
-            write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), self.stats())
+            write_trace(Path(self.opts.trace), self.trace_log, self.trace_profile, len(self.harts), self.stats(),
+                        self.cpu.trace.syscall_abi)
             self.trace_log.close()
 
     def stats(self) -> dict[str, object]:

@@ -38,7 +38,8 @@ def _in_flight_lines(m: "Machine") -> list[str]:
     from emu.trace.report import in_flight_report
 
     now = max(m.tracer.ns(h) for h in m.harts)
-    return in_flight_report(m.trace_log.events(), m.trace_profile, m.kernel.symbols, now, "emu:   ")
+    return in_flight_report(m.trace_log.events(), m.trace_profile, m.kernel.symbols, now, "emu:   ",
+                            m.cpu.trace.syscall_abi)
 
 
 def hart_pc(m: "Machine", hart: "Hart") -> int | None:

@@ -189,7 +189,7 @@ def _write_trace(m: Machine, path: str | None) -> str | None:
 
     if path is None or m.trace_log is None:
         return None
-    write_trace(Path(path), m.trace_log, m.trace_profile, len(m.harts), m.stats())
+    write_trace(Path(path), m.trace_log, m.trace_profile, len(m.harts), m.stats(), m.cpu.trace.syscall_abi)
     return path
 
 

@@ -22,7 +22,6 @@ from typing import Any, Iterable
 from emu.trace.names import HART_STATES, irq_name, sbi_name, trap_name
 
 Event = tuple[int, int, str, dict[str, Any]]
-NO_RETURN = {93, 94}  # exit, exit_group: a span that never returns is not "in flight"
 POLLING = "polling (no WFI)"
 
 
@@ -96,11 +95,12 @@ class Analysis:
         return idle, why
 
     def in_flight(self) -> list[Span]:
-        """Requests made and not answered when the trace ends (not counting `exit`)."""
+        """Requests made and not answered when the trace ends (the report leaves out `exit` and
+        the like by name: their numbers are the ABI's)."""
         last: dict[str, Span] = {}
         for s in self.spans:
             last[s.thread] = s
-        return [s for s in self.spans if s.end is None and last[s.thread] is s and s.num not in NO_RETURN]
+        return [s for s in self.spans if s.end is None and last[s.thread] is s]
 
 
 def event_label(kind: str, f: dict[str, Any]) -> str:
@@ -140,7 +140,7 @@ def analyse(events: Iterable[Event]) -> Analysis:
             pending[hart] = span
             open_by_thread[f["thread"]] = span
         elif kind == "sysret":
-            span = open_by_thread.pop(f["thread"], None)
+            span = open_by_thread.pop(f["thread"], None) or _renamed(open_by_thread, f["thread"], hart)
             if span is not None and span.end is None:
                 span.end, span.ret = t, f["ret"]
         elif kind == "stage":
@@ -170,6 +170,18 @@ def analyse(events: Iterable[Event]) -> Analysis:
                 parks.setdefault(hart, []).append((t0, t))
                 waits.setdefault(hart, []).append(Wait(t0, t, _why(f.get("why"), last_ipi_from.get(hart))))
     return Analysis(spans, parks, counts, waits, end, dict(parked_at))
+
+
+def _renamed(open_by_thread: dict[str, Span], thread: str, hart: int) -> Span | None:
+    """A return with no call open under its thread's name: the call that renamed the thread, if
+    one of the same address space is open on this hart (x86_64's arch_prctl(ARCH_SET_FS) sets the
+    FS base that names a thread there, as musl does once per thread)."""
+    space = thread.split(":")[0]
+    for name, span in reversed(open_by_thread.items()):
+        if span.hart == hart and name.split(":")[0] == space:
+            del open_by_thread[name]
+            return span
+    return None
 
 
 def _why(reasons: list[str] | None, ipi_from: int | None) -> str:

@@ -6,7 +6,16 @@ a reader would grep the kernel for (`getpid (172)`, `SBI TIME set_timer`).
 """
 from __future__ import annotations
 
-from emu.trace.syscalls_linux import LINUX_RISCV64_SYSCALLS
+import functools
+import importlib
+
+# System call tables by ABI: a CPU adapter's trace probes name theirs (`syscall_abi`), the trace
+# header records it, and every reader looks it up here.  Modules load on first use.
+SYSCALL_TABLES = {
+    "linux-riscv64": ("emu.trace.syscalls_linux", "LINUX_RISCV64_SYSCALLS"),
+    "linux-x86_64": ("emu.trace.syscalls_linux_x86_64", "LINUX_X86_64_SYSCALLS"),
+}
+DEFAULT_ABI = "linux-riscv64"  # what traces written before the header named an ABI used
 
 # SBI v2.0 extensions and functions (the spec's names; emu/firmware/sbi.py implements them).
 SBI_EXTENSIONS: dict[int, tuple[str, dict[int, str]]] = {
@@ -45,12 +54,24 @@ INTERRUPTS = {
 HART_STATES = {"park": "WFI park", "unpark": "WFI wake", "start": "hart start", "stop": "hart stop"}
 
 
-def syscall_name(num: int, extra: dict[int, str] | None = None) -> str:
-    """`getpid (172)`; a number no table knows stays `syscall 600`.
+def syscall_table(abi: str = DEFAULT_ABI, extra: dict[int, str] | None = None) -> dict[int, str]:
+    """The names of `abi`'s system calls, with `extra` (a profile's own numbers, e.g. the
+    reference guest's 500+) over them.  An ABI this emu does not know names nothing."""
+    return {**_linux_table(abi), **(extra or {})}
 
-    `extra` (a profile's own numbers, e.g. the reference guest's 500+) wins over Linux's.
+
+@functools.cache
+def _linux_table(abi: str) -> dict[int, str]:
+    where = SYSCALL_TABLES.get(abi)
+    return getattr(importlib.import_module(where[0]), where[1]) if where else {}
+
+
+def syscall_name(num: int, names: dict[int, str] | None = None) -> str:
+    """`getpid (172)`; a number the table does not know stays `syscall 600`.
+
+    `names`: the trace's table (`syscall_table`); without one, the default ABI's.
     """
-    name = (extra or {}).get(num) or LINUX_RISCV64_SYSCALLS.get(num)
+    name = (names if names is not None else _linux_table(DEFAULT_ABI)).get(num)
     return f"{name} ({num})" if name else f"syscall {num}"
 
 

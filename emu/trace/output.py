@@ -25,6 +25,7 @@ from typing import IO, Any
 from emu.errors import EmuError
 from emu.trace.analysis import analyse
 from emu.trace.events import SEPARATOR, EventLog, parse_event_line
+from emu.trace.names import DEFAULT_ABI, syscall_table
 from emu.trace.perfetto import chrome_events
 from emu.trace.profile import Profile
 
@@ -37,32 +38,34 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def trace_header(profile: Profile | None, harts: int) -> str:
-    """Line 1 of a trace file: everything known before the first event."""
-    meta = {"format": FORMAT, "version": VERSION, "harts": harts,
+def trace_header(profile: Profile | None, harts: int, abi: str = DEFAULT_ABI) -> str:
+    """Line 1 of a trace file: everything known before the first event.  `abi`: whose system
+    call numbers the events hold (the CPU adapter's `syscall_abi`), so a report names them."""
+    meta = {"format": FORMAT, "version": VERSION, "harts": harts, "syscall_abi": abi,
             "profile": None if profile is None else {"name": profile.name, "stages": profile.stages,
                                                      "handoffs": [list(h) for h in profile.handoffs],
                                                      "syscalls": {str(k): v for k, v in sorted(profile.syscalls.items())}}}
     return '{"displayTimeUnit":"ns","emu":' + _dumps(meta)[:-1] + "," + _EVENTS_OPEN + "\n"
 
 
-def _tail(events: list[tuple], harts: int, stats: dict[str, Any], profile: Profile | None) -> str:
+def _tail(events: list[tuple], harts: int, stats: dict[str, Any], profile: Profile | None, abi: str) -> str:
     analysis = analyse(events)
-    chrome = chrome_events(events, analysis, harts, None if profile is None else profile.syscalls)
+    chrome = chrome_events(events, analysis, harts, syscall_table(abi, None if profile is None else profile.syscalls))
     return ('\n],"complete":true,"stats":' + _dumps(stats) + '},"traceEvents":[' +
             ",\n".join(map(_dumps, chrome)) + "]}\n")
 
 
-def write_trace(path: Path, log: EventLog, profile: Profile | None, harts: int, stats: dict[str, Any]) -> None:
+def write_trace(path: Path, log: EventLog, profile: Profile | None, harts: int, stats: dict[str, Any],
+                abi: str = DEFAULT_ABI) -> None:
     """Finish the trace at `path`: the tail of a log streaming there, or the whole file."""
     try:
         events = list(log.events())
-        tail = _tail(events, harts, stats, profile)
+        tail = _tail(events, harts, stats, profile, abi)
         if log.path is not None and Path(path).resolve() == log.path.resolve():
             log.finish(tail)
             return
         with open(path, "w", encoding="utf-8") as f:
-            f.write(trace_header(profile, harts))
+            f.write(trace_header(profile, harts, abi))
             f.write(SEPARATOR.join(_dumps(list(e)) for e in events))
             f.write(tail)
     except OSError as err:

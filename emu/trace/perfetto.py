@@ -21,7 +21,7 @@ def _us(ns: int) -> float:
 
 def chrome_events(events: Iterable[Event], analysis: Analysis, harts: int,
                   names: dict[int, str] | None = None) -> list[dict[str, Any]]:
-    """The Perfetto events; `names`: a profile's own system call names (beside Linux's)."""
+    """The Perfetto events; `names`: the trace's system call names (`names.syscall_table`)."""
     out: list[dict[str, Any]] = [{"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "emu"}}]
     executing = {h for s in analysis.spans for _, _, h in s.stages if h != s.hart}
     for h in range(harts):

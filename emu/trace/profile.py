@@ -14,9 +14,13 @@ A profile (TOML) describes a kernel's offload protocol as data:
     fields = { num = "[a0+8]", pid = "[a0+88]:4" }
     syscalls = { 500 = "gettime" }                 # names for the kernel's own numbers (optional)
 
-Symbol names may contain `*` (a glob over demangled names).  Expressions: a register (`a0`, `tp`, `sp`...), or `[reg+off]` / `[reg+off]:N` for N bytes
-of memory (default 8) at a virtual address.  Symbols may be given demangled: Rust legacy
-names `_ZN...17h<hash>E` match their `a::b::c` path or its last components.
+Symbol names may contain `*` (a glob over demangled names).  Expressions: a register (`a0`,
+`tp`, `sp`...), `reg+off` (the register plus an offset: an address the register points near),
+or `[reg+off]` / `[reg+off]:N` / `[reg+reg+off]:N` for N bytes of memory (default 8) at a
+virtual address (the second register an index, as x86 addressing has it).  Registers are the
+profile's `arch`'s (`arch = "x86_64"`: rax..r15; riscv64 by default: a0, s11, sp...): the CPU
+adapter's trace probes name them, so this module knows no architecture.  Symbols may be given
+demangled: Rust legacy names `_ZN...17h<hash>E` match their `a::b::c` path or its last components.
 """
 from __future__ import annotations
 
@@ -31,31 +35,32 @@ from loader.demangle import demangle  # noqa: F401 - also this module's public n
 from loader.symbols import Symbols
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
-REG_NAMES = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1"] + [f"a{i}" for i in range(8)] + \
-    [f"s{i}" for i in range(2, 12)] + [f"t{i}" for i in range(3, 7)]
-_EXPR = re.compile(r"^\s*(?:(?P<reg>[a-z][a-z0-9]*)|\[(?P<base>[a-z][a-z0-9]*)\s*(?P<off>[+-]\s*(?:0x[0-9a-fA-F]+|\d+))?\](?::(?P<size>[1248]))?)\s*$")
+_NUM = r"[+-]\s*(?:0x[0-9a-fA-F]+|\d+)"
+_EXPR = re.compile(r"^\s*(?:(?P<reg>[a-z][a-z0-9]*)\s*(?P<add>" + _NUM + r")?|\[\s*(?P<base>[a-z][a-z0-9]*)\s*"
+                   r"(?:\+\s*(?P<index>[a-z][a-z0-9]*)\s*)?(?P<off>" + _NUM + r")?\s*\](?::(?P<size>[1248]))?)\s*$")
 
 
 @dataclass(frozen=True)
 class Expr:
-    reg: int  # x register number
+    reg: str  # a register of the profile's arch, by name
     mem: bool = False
     offset: int = 0
     size: int = 8
+    index: str | None = None  # [reg+index+offset]
 
     @classmethod
     def parse(cls, text: str) -> "Expr":
         m = _EXPR.match(text)
         if not m:
-            raise EmuError(f"profile: bad expression {text!r} (use a0, [a0+8] or [a0+8]:4)")
-        name = m.group("reg") or m.group("base")
-        if name not in REG_NAMES and name != "fp":
-            raise EmuError(f"profile: unknown register {name!r} in {text!r}")
-        reg = 8 if name == "fp" else REG_NAMES.index(name)
+            raise EmuError(f"profile: bad expression {text!r} (use a0, a0+8, [a0+8], [a0+8]:4 or [a0+a1+8]:4)")
+        off = m.group("add") or m.group("off")
+        offset = int(off.replace(" ", ""), 0) if off else 0
         if m.group("reg"):
-            return cls(reg)
-        off = int(m.group("off").replace(" ", ""), 0) if m.group("off") else 0
-        return cls(reg, True, off, int(m.group("size") or 8))
+            return cls(m.group("reg"), offset=offset)
+        return cls(m.group("base"), True, offset, int(m.group("size") or 8), m.group("index"))
+
+    def registers(self) -> list[str]:
+        return [self.reg] + ([self.index] if self.index else [])
 
 
 @dataclass
@@ -79,7 +84,7 @@ class Profile:
     points: list[Point]
     detect: list[str]
     syscalls: dict[int, str] = field(default_factory=dict)  # the kernel's own numbers (Linux's are built in)
-    arch: str = "riscv64"  # its expressions name this architecture's registers (only riscv64 so far)
+    arch: str = "riscv64"  # its expressions name this architecture's registers
 
 
 def builtin_names() -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from emu.trace.analysis import Analysis, Span, analyse
-from emu.trace.names import syscall_name
+from emu.trace.names import DEFAULT_ABI, syscall_name, syscall_table
 
 
 def _pct(values: list[int], q: float) -> int:
@@ -25,9 +25,11 @@ def stats(values: list[int]) -> dict[str, float]:
 
 
 def syscall_names(emu: dict[str, Any]) -> dict[int, str]:
-    """A profile's own system call names (e.g. the reference guest's 500+)."""
+    """The trace's system call names: its ABI's table (the header's `syscall_abi`; riscv64's in
+    traces older than that field) with the profile's own names over it (the reference guest's 500+)."""
     profile = emu.get("profile") or {}
-    return {int(k): str(v) for k, v in (profile.get("syscalls") or {}).items()}
+    extra = {int(k): str(v) for k, v in (profile.get("syscalls") or {}).items()}
+    return syscall_table(str(emu.get("syscall_abi") or DEFAULT_ABI), extra)
 
 
 def _handoffs(a: Analysis, done: list[Span], pairs: list[list[str]]) -> dict[str, dict[str, Any]]:
@@ -160,11 +162,13 @@ def format_in_flight(rows: list[dict[str, Any]], prefix: str = "  ") -> list[str
     return out
 
 
-def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns: int, prefix: str) -> list[str]:
-    """Lines for a hang/timeout/signal report: the open requests, their stage pc named by `symbols`."""
+def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns: int, prefix: str,
+                     abi: str = DEFAULT_ABI) -> list[str]:
+    """Lines for a hang/timeout/signal report: the open requests (numbers of `abi`), their stage
+    pc named by `symbols`."""
     a = analyse(events)
     a.end_ns = max(a.end_ns, now_ns)
-    rows = in_flight(a, profile.syscalls if profile is not None else {})
+    rows = in_flight(a, syscall_table(abi, profile.syscalls if profile is not None else None))
     if not rows:
         return []
     lines = [f"{prefix}requests in flight: {len(rows)}"]
@@ -232,6 +236,26 @@ def format_offload(o: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _by_name(pa: dict[str, dict], pb: dict[str, dict]) -> list[tuple[str, dict | None, dict | None]]:
+    """Two traces' per-call rows lined up by name, not number, so traces of two ABIs compare
+    (`read` is 63 on riscv64 and 0 on x86_64: its label then says `read (0/63)`)."""
+    def bare(n: str, row: dict) -> str:
+        return str(row.get("name", f"syscall {n}")).split(" (")[0]
+
+    rows: dict[str, list] = {}
+    for side, per in enumerate((pa, pb)):
+        for n, row in sorted(per.items(), key=lambda kv: int(kv[0])):
+            entry = rows.setdefault(bare(n, row), [int(n), None, None, []])
+            entry[1 + side] = row
+            if n not in entry[3]:
+                entry[3].append(n)
+    out = []
+    for name, (_first, x, y, nums) in sorted(rows.items(), key=lambda kv: (kv[1][0], kv[0])):
+        label = name if name.startswith("syscall ") else f"{name} ({'/'.join(nums)})"
+        out.append((label, x, y))
+    return out
+
+
 def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> str:
     """Two traces side by side: each system call by name (calls, mean end-to-end latency, the
     difference and the ratio), each stage interval, and the share the stages explain (a trace
@@ -251,9 +275,8 @@ def format_compare(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: st
         cy = f"{y['count']:>6}" if y else f"{'-':>6}"
         return f"  {label:<28} {cx} {fx} {cy} {fy} {diff} {ratio}"
 
-    for n in sorted(set(a["per_syscall"]) | set(b["per_syscall"]), key=int):
-        x, y = a["per_syscall"].get(n), b["per_syscall"].get(n)
-        lines.append(row((x or y or {}).get("name", f"syscall {n}"), x, y))
+    for label, x, y in _by_name(a["per_syscall"], b["per_syscall"]):
+        lines.append(row(label, x, y))
     lines += ["", "  per stage interval:"]
     for k in list(dict.fromkeys([*a["per_interval"], *b["per_interval"]])):
         lines.append(row(k, a["per_interval"].get(k), b["per_interval"].get(k)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from emu.errors import EmuError
 from emu.smp.scheduler import pending_lines
 from emu.trace.events import EventLog
 from emu.trace.profile import Expr, Point, Profile, resolve
@@ -31,12 +32,13 @@ class Tracer:
         self.profile = profile
         self.points: list[Point] = []
         self._stvec_hooked: set[int] = set()
+        self._return_hooked: set[int] = set()
         self.listener: Any = None  # the GDB stub's break-on check
         kernel = machine.kernel
         if log.wants("syscall"):
-            for addr in self.probe.user_return_sites(kernel.exec_segments):
-                self.cpu.add_code_hook(addr, self._on_user_return)
+            self._hook_user_returns(self.probe.user_return_sites(kernel.exec_segments))
         if profile is not None and log.wants("stage"):
+            self._check_registers(profile)
             self.points = resolve(profile, kernel.symbols, kernel.path if kernel.kind == "elf" else None)
             for point in self.points:
                 for addr in point.addresses:
@@ -44,6 +46,15 @@ class Tracer:
                         self.cpu.add_mem_watch(addr, point.size, 2, self._watch_cb(point))
                     else:
                         self.cpu.add_code_hook(addr, self._stage_cb(point))
+
+    def _check_registers(self, profile: Profile) -> None:
+        """Every register the profile's expressions name is one the CPU adapter can read."""
+        for point in profile.points:
+            for e in [point.key, *point.fields.values()]:
+                for name in e.registers() if e is not None else []:
+                    if name not in self.probe.registers:
+                        raise EmuError(f"trace profile {profile.name}: unknown {profile.arch} register {name!r} "
+                                       f"(in the {point.stage} point)")
 
     # -- time ------------------------------------------------------------------------------
     def ns(self, hart: "Hart") -> int:
@@ -63,7 +74,15 @@ class Tracer:
         return hart
 
     # -- sources called by the machine ----------------------------------------------------------
+    def _hook_user_returns(self, sites: list[int]) -> None:
+        for addr in sites:
+            if addr not in self._return_hooked:
+                self._return_hooked.add(addr)
+                self.cpu.add_code_hook(addr, self._on_user_return)
+
     def on_switch_in(self, hart: "Hart") -> None:
+        if self.log.wants("syscall"):  # return sites only known once the kernel runs (bzImage)
+            self._hook_user_returns(self.probe.late_user_return_sites())
         if not self.log.wants("irq"):
             return
         for vec in self.probe.trap_vectors():
@@ -115,10 +134,14 @@ class Tracer:
             self.emit(self._hart(), "irq", {"cause": irq})
 
     def _read(self, e: Expr) -> int | None:
-        value = self.cpu.xreg(e.reg)
+        regs = self.probe.registers
+        value = self.cpu.xreg(regs[e.reg]) + e.offset
+        if e.index is not None:
+            value += self.cpu.xreg(regs[e.index])
+        value &= (1 << 64) - 1
         if not e.mem:
             return value
-        data = self.cpu.read_virt_current(value + e.offset, e.size)
+        data = self.cpu.read_virt_current(value, e.size)
         return None if data is None else int.from_bytes(data, "little")
 
     def _stage_cb(self, point: Point):  # noqa: ANN202

@@ -7,8 +7,9 @@ import subprocess
 import pytest
 
 from emu.trace.analysis import event_label
-from emu.trace.names import irq_name, sbi_name, syscall_name, trap_name
+from emu.trace.names import irq_name, sbi_name, syscall_name, syscall_table, trap_name
 from emu.trace.syscalls_linux import LINUX_RISCV64_SYSCALLS
+from emu.trace.syscalls_linux_x86_64 import LINUX_X86_64_SYSCALLS
 from loader.demangle import demangle
 from loader.symbols import Symbols
 
@@ -30,6 +31,28 @@ def test_table_is_the_whole_asm_generic_range_and_unknowns_keep_the_number():
     assert syscall_name(250) == "syscall 250"
     assert syscall_name(502, {502: "spawn"}) == "spawn (502)"
     assert syscall_name(124, {124: "yield"}) == "yield (124)"  # a profile's own name wins
+
+
+@pytest.mark.parametrize("num,name", [(0, "read"), (1, "write"), (2, "open"), (3, "close"), (7, "poll"),
+                                      (12, "brk"), (39, "getpid"), (56, "clone"), (57, "fork"), (59, "execve"),
+                                      (60, "exit"), (61, "wait4"), (158, "arch_prctl"), (202, "futex"),
+                                      (218, "set_tid_address"), (231, "exit_group"), (262, "newfstatat"),
+                                      (334, "rseq"), (435, "clone3"), (450, "set_mempolicy_home_node")])
+def test_linux_x86_64_table(num, name):
+    """syscall_64.tbl's 64-bit ABI: `read` is 0 there, not riscv64's io_setup."""
+    assert LINUX_X86_64_SYSCALLS[num] == name
+    assert syscall_name(num, syscall_table("linux-x86_64")) == f"{name} ({num})"
+
+
+def test_x86_64_table_leaves_out_the_x32_rows_and_each_adapter_names_its_abi():
+    from emu.cpu.riscv.traceprobe import RiscvTraceProbes
+    from emu.cpu.x86_64.traceprobe import X86TraceProbes
+
+    assert len(LINUX_X86_64_SYSCALLS) == 362 and not set(range(512, 548)) & set(LINUX_X86_64_SYSCALLS)
+    assert syscall_table(X86TraceProbes.syscall_abi) == LINUX_X86_64_SYSCALLS
+    assert syscall_table(RiscvTraceProbes.syscall_abi) == LINUX_RISCV64_SYSCALLS
+    assert syscall_table("linux-x86_64", {500: "mine", 0: "rd"})[0] == "rd"  # a profile's names win
+    assert syscall_table("no-such-abi") == {}  # numbers stay numbers
 
 
 def test_sbi_trap_and_interrupt_names():
@@ -105,12 +128,37 @@ def test_lookup_on_a_real_compiled_cxx_object(tmp_path):
 
 
 def test_auto_profile_only_picks_a_profile_of_the_machines_arch():
-    """The offload fork built for x86_64 has the riscv64 build's symbols; the built-in
-    profile's register expressions are riscv's, so it must not be picked there."""
+    """The offload fork built for x86_64 has the riscv64 build's symbols; each built-in
+    profile's register expressions are its arch's, so auto picks the one of the machine's arch."""
     from emu.trace.profile import auto_profile
 
     syms = Symbols.from_entries([(0x1000, 16, "linux_syscall::async_syscall::event_loop"),
                                  (0x2000, 64, "<linux_syscall::async_syscall::REMOTE_SYSCALL_REQUESTS as "
                                               "core::ops::deref::Deref>::deref::__stability::LAZY")])
     assert auto_profile(syms, "riscv64").name == "zcore-offload"
-    assert auto_profile(syms, "x86_64") is None
+    assert auto_profile(syms, "x86_64").name == "zcore-offload-x86_64"
+    assert auto_profile(syms, "aarch64") is None
+
+
+def test_a_trace_names_its_calls_with_the_abi_its_header_records(tmp_path):
+    """The header carries the CPU adapter's ABI, so `emu trace report` and Perfetto name x86_64's
+    `read` (0) as read; a trace without the field (older emu) keeps riscv64's names."""
+    import json
+
+    from emu.trace.events import EventLog
+    from emu.trace.output import read_trace, write_trace
+    from emu.trace.report import summarise
+
+    log = EventLog({"syscall"})
+    for t, num in ((100, 0), (300, 1)):
+        log.emit(t, 0, "syscall", {"num": num, "args": [0] * 6, "thread": "1:0", "epc": 0x1000})
+        log.emit(t + 50, 0, "sysret", {"ret": 0, "thread": "1:0", "pc": 0x2000})
+    path = tmp_path / "x86.json"
+    write_trace(path, log, None, 1, {}, "linux-x86_64")
+    emu = read_trace(path)
+    assert emu["syscall_abi"] == "linux-x86_64"
+    assert [r["name"] for r in summarise(emu)["per_syscall"].values()] == ["read (0)", "write (1)"]
+    slices = [e["name"] for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "syscall"]
+    assert slices == ["read (0)", "write (1)"]
+    del emu["syscall_abi"]
+    assert [r["name"] for r in summarise(emu)["per_syscall"].values()] == ["io_setup (0)", "io_destroy (1)"]

@@ -76,3 +76,33 @@ def test_compare_with_a_trace_without_stages():
         assert row.split()[2:] in (["1", "50", "2", "20", "-30", "0.40"], ["2", "20", "1", "50", "+30", "2.50"]), row
         assert "stages explain:" in text and "no stages" in text and "78.0% of 3 offloaded calls" in text
         assert "execute->complete" in text
+
+
+def test_a_call_that_renames_its_thread_still_ends():
+    """x86_64 names a thread by (CR3, FS base): arch_prctl(ARCH_SET_FS) returns under a new name.
+    Its return ends the call open on that hart in the same address space, and nothing else."""
+    ev = [[0, 0, "syscall", {"num": 158, "thread": "3800000:0", "args": [0] * 6}],
+          [5, 1, "syscall", {"num": 7, "thread": "3800000:77", "args": [0] * 6}],  # another CPU: stays open
+          [10, 0, "sysret", {"thread": "3800000:9bb88", "ret": 0}],
+          [20, 0, "syscall", {"num": 39, "thread": "4000000:0", "args": [0] * 6}],
+          [30, 0, "sysret", {"thread": "5000000:1", "ret": 0}]]  # another address space: not a rename
+    a = analyse(tuple(e) for e in ev)
+    assert [(s.num, s.end) for s in a.spans] == [(158, 10), (7, None), (39, None)]
+    assert [s.num for s in a.in_flight()] == [7, 39]
+
+
+def test_compare_lines_calls_up_by_name_across_abis():
+    """x86_64's read is 0, riscv64's is 63 (where x86_64 has uname): rows pair by name."""
+    def summary(rows: dict[int, tuple[str, float]]) -> dict:
+        return {"spans": len(rows), "per_interval": {}, "offload": None,
+                "per_syscall": {str(n): {"name": f"{name} ({n})", "count": 1, "mean": mean}
+                                for n, (name, mean) in rows.items()}}
+
+    x86 = summary({0: ("read", 100.0), 63: ("uname", 300.0), 57: ("fork", 50.0)})
+    rv = summary({63: ("read", 200.0), 160: ("uname", 600.0), 500: ("syscall 500", 7.0)})
+    lines = format_compare(x86, rv, "x86.json", "rv.json").splitlines()
+    row = {ln.split("  ")[1].strip(): ln.split() for ln in lines if ln.startswith("  ") and "(" in ln}
+    assert row["read (0/63)"][-2:] == ["+100", "2.00"]
+    assert row["uname (63/160)"][-2:] == ["+300", "2.00"]
+    assert row["fork (57)"][-1] == "-"
+    assert any(ln.strip().startswith("syscall 500 ") for ln in lines)

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from emu.cpu.riscv.cpu import RiscvCpu
 
 INSN_SRET = 0x10200073
+# Integer registers by ABI name (and fp = s0), as trace profiles write them -> x register number.
+REGISTERS = {name: n for n, name in enumerate(
+    ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1"] + [f"a{i}" for i in range(8)]
+    + [f"s{i}" for i in range(2, 12)] + [f"t{i}" for i in range(3, 7)])} | {"fp": 8}
 
 
 def sret_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
@@ -36,12 +40,19 @@ def sret_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
 
 
 class RiscvTraceProbes:
+    syscall_abi = "linux-riscv64"  # whose system call numbers a7 holds (emu.trace.names)
+    registers = REGISTERS  # what a trace profile's expressions may name (read with cpu.xreg)
+
     def __init__(self, cpu: "RiscvCpu") -> None:
         self.cpu = cpu
 
     @staticmethod
     def user_return_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
         return sret_sites(exec_segments)
+
+    @staticmethod
+    def late_user_return_sites() -> list[int]:
+        return []  # riscv kernels are loaded uncompressed: user_return_sites saw all of them
 
     def returning_to_user(self) -> bool:
         """At a user-return site: does it return to user mode (not to the kernel)?"""

@@ -3,8 +3,12 @@ no architecture.  System calls and interrupts enter the kernel natively (the eng
 they are seen where they land: a system call at the `syscall` entry (LSTAR, hooked by the
 adapter while tracing: number in rax, arguments in rdi, rsi, rdx, r10, r8, r9), an
 interrupt at its IDT gate's handler (vectors 32-255; the IDT is read again when it moves
-or changes).  Returns to user mode are `sysretq` sites (value in rax); a thread is
-(CR3, GS base).
+or changes).  Returns to user mode are `sysretq` sites (value in rax): those in the kernel's
+code as loaded, and those within a page after the `syscall` entry once the kernel has set it
+(a compressed kernel, Linux's bzImage, has no code to scan at load time; Linux's sysretq path
+follows entry_SYSCALL_64 closely; returns through `iretq` stay unseen).  A thread is (CR3,
+FS base): the address space and the user thread pointer (TLS), as (satp, tp) on riscv64 (the
+GS base is 0 in every Linux user thread).
 """
 from __future__ import annotations
 
@@ -17,14 +21,24 @@ if TYPE_CHECKING:
     from emu.cpu.x86_64.cpu import X86Cpu
 
 SYSRETQ = bytes([0x48, 0x0F, 0x07])
+MSR_LSTAR = 0xC000_0082  # the `syscall` entry
+ENTRY_SCAN = 4096  # bytes after the syscall entry searched for its sysretq
 SYSCALL_CAUSE = 0x100  # what the adapter reports a traced `syscall` as (above the 256 vectors)
+# General registers as trace profiles name them -> their number in the instruction encoding
+# (cpu.xreg's order: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15).
+REGISTERS = {name: n for n, name in enumerate(
+    ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] + [f"r{i}" for i in range(8, 16)])}
 
 
 class X86TraceProbes:
+    syscall_abi = "linux-x86_64"  # whose system call numbers rax holds (emu.trace.names)
+    registers = REGISTERS  # what a trace profile's expressions may name (read with cpu.xreg)
+
     def __init__(self, cpu: "X86Cpu") -> None:
         self.cpu = cpu
         self._idt = b""
         self._handlers: dict[int, int] = {}  # interrupt handler address -> vector
+        self._entries: set[int] = set()  # syscall entries already searched
 
     @staticmethod
     def user_return_sites(exec_segments: list[tuple[int, bytes]]) -> list[int]:
@@ -36,6 +50,18 @@ class X86TraceProbes:
                 sites.append(vaddr + i)
                 start = i + 1
         return sites
+
+    def late_user_return_sites(self) -> list[int]:
+        """`sysretq` sites after a syscall entry (LSTAR) not searched before (each switch-in)."""
+        entry = self.cpu.uc.msr_read(MSR_LSTAR)
+        if not entry or entry in self._entries:
+            return []
+        code = self.cpu.read_virt_current(entry, ENTRY_SCAN) or \
+            self.cpu.read_virt_current(entry, 4096 - (entry & 0xFFF))  # the entry's page only
+        if code is None:
+            return []  # not mapped here (yet): try again at the next switch-in
+        self._entries.add(entry)
+        return self.user_return_sites([(entry, code)])
 
     @staticmethod
     def returning_to_user() -> bool:
@@ -74,4 +100,4 @@ class X86TraceProbes:
         return self._handlers.get(pc)
 
     def thread(self) -> str:
-        return f"{self.cpu.rreg(X.UC_X86_REG_CR3):x}:{self.cpu.rreg(X.UC_X86_REG_GS_BASE):x}"
+        return f"{self.cpu.rreg(X.UC_X86_REG_CR3):x}:{self.cpu.rreg(X.UC_X86_REG_FS_BASE):x}"

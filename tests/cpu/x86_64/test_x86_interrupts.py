@@ -3,7 +3,7 @@ mode, IPIs between CPUs, an AP started by INIT/SIPI, HLT parking and wake-up, th
 virtual TSC, per-CPU APIC IDs (CPUID, IA32_APIC_BASE)."""
 from __future__ import annotations
 
-from tests.cpu.x86_64.x86guest import ENTER_USER, UCODE, UDATA, USER_ALIAS, build, needs_x86, run
+from tests.cpu.x86_64.x86guest import ENTER_USER, UCODE, UDATA, USER_ALIAS, USER_PROGRAM, build, needs_x86, run
 
 pytestmark = needs_x86
 
@@ -34,14 +34,7 @@ user_stack_top:
 
 
 def test_syscall_and_sysret_between_user_and_kernel(tmp_path):
-    elf = build(f"""
-main:
-    EXPECT_FAULT 1f
-{ENTER_USER}
-1:  POWER_OFF
-    .globl user_code
-user_code:
-    mov rax, 41
+    elf = build(f"""{USER_PROGRAM}    mov rax, 41
     .globl u_syscall
 u_syscall:
     syscall                       # the kernel returns rax + 1 with sysretq

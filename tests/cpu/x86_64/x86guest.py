@@ -93,6 +93,16 @@ ENTER_USER = f"""
     push rax
     iretq
 """
+# `main` runs `user_code` (what follows this) in user mode; its first fault back in the kernel
+# (e.g. a `ud2`) powers the machine off
+USER_PROGRAM = f"""
+main:
+    EXPECT_FAULT 1f
+{ENTER_USER}
+1:  POWER_OFF
+    .globl user_code
+user_code:
+"""
 
 @dataclass
 class Run(GuestRun):
