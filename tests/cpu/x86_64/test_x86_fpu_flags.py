@@ -3,16 +3,18 @@ the x87 status word, as libc's `fetestexcept` reads them (musl: `stmxcsr` | `fns
 
 Unicorn's QEMU 5.0 x86 kept SSE flags in softfloat's status and never copied them into
 MXCSR, and raised no x87 flag but zero-divide; the patched engine backports QEMU 5.1/5.2's
-flag handling (patches/unicorn/README.md).  Every flag is masked (the reset MXCSR and
-control word), so no operation may trap (#XM, #MF) either.
+flag handling and its softfloat fprem/fprem1 (patches/unicorn/README.md).  Every flag is
+masked (the reset MXCSR and control word), so no operation may trap (#XM, #MF) either.
+One guest run stores every case's result; the tests read them back by name.
 """
 from __future__ import annotations
 
 import struct
 
+import pytest
 from unicorn import x86_const as X
 
-from tests.cpu.x86_64.x86guest import build, needs_x86, run
+from tests.cpu.x86_64.x86guest import Run, build, needs_x86, run
 
 pytestmark = needs_x86
 
@@ -20,6 +22,8 @@ IE, DE, ZE, OE, UE, PE = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 MASKED = 0x1F80  # MXCSR at reset: every exception masked, round to nearest
 FTZ, DAZ = 0x8000, 0x0040
 INDEFINITE = 0x8000_0000_0000_0000
+I63 = 2**63 - 1  # exact in the x87's 64-bit significand, not in a double's 53
+C0, C1, C2, C3 = 0x0100, 0x0200, 0x0400, 0x4000
 
 # (name, MXCSR loaded before, instructions, flags expected after), one stmxcsr each
 SSE_CASES = [
@@ -77,6 +81,11 @@ def _program() -> str:
     for i, (_name, insns, _want) in enumerate(X87_CASES):
         lines += ["    fninit", f"    {insns}", "    fnstsw ax", f"    mov [rip + x87_out + {2 * i}], ax"]
     lines += [
+        # fprem / fprem1 on a 64-bit significand: the remainder and the quotient's low bits
+        "    fninit", "    fild qword ptr [rip + ten]", "    fild qword ptr [rip + i63]", "    fprem",
+        "    fnstsw ax", "    mov [rip + fprem_sw], ax", "    fistp qword ptr [rip + fprem_result]",
+        "    fninit", "    fild qword ptr [rip + ten]", "    fild qword ptr [rip + i63]", "    fprem1",
+        "    fnstsw ax", "    mov [rip + fprem1_sw], ax", "    fistp qword ptr [rip + fprem1_result]",
         # fnstenv's status word carries the flags too
         "    fninit", "    fldz", "    fldz", "    fdivp", "    fnstenv [rip + env_area]",
         # leave 1/0 pending in the engine's status: the register read must merge it
@@ -88,11 +97,13 @@ def _program() -> str:
         "zero: .double 0.0", "one: .double 1.0", "two: .double 2.0", "three: .double 3.0",
         "minus1: .double -1.0", "big: .double 1e300",
         "dmax: .quad 0x7FEFFFFFFFFFFFFF", "dmin: .quad 0x0010000000000000", "denorm: .quad 1",
-        "qnan: .quad 0x7FF8000000000000",
+        "qnan: .quad 0x7FF8000000000000", "ten: .quad 10", f"i63: .quad {I63}",
         "fmax: .long 0x7F7FFFFF", "ftwo: .float 2.0",
         "mx_load: .long 0",
         "    .align 8",
         "cvt_result: .quad 0", "ftz_result: .quad 0", "daz_result: .quad 0", "scratch: .quad 0",
+        "fprem_result: .quad 0", "fprem1_result: .quad 0", "fprem_sw: .word 0", "fprem1_sw: .word 0",
+        "    .align 8",
         f"sse_out: .fill {len(SSE_CASES)}, 4, 0",
         f"x87_out: .fill {len(X87_CASES)}, 2, 0",
         "    .align 16",
@@ -102,26 +113,45 @@ def _program() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_sse_and_x87_operations_set_the_exception_flags_libc_reads(tmp_path):
-    r = run(build(_program(), tmp_path))
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One run of every case: what the guest stored, read back by name."""
+    r = run(build(_program(), tmp_path_factory.mktemp("fpu")))
     assert r.result.exit_code == 0, r.result.reason
-    assert r.records() == []  # every exception masked: no #XM, no #MF
+    return r
 
-    def mem(name: str, offset: int, size: int) -> int:
-        data = r.machine.cpu.read_phys(r.sym(name) + offset, size)
-        assert data is not None
-        return int.from_bytes(data, "little")
 
-    got = {name: mem("sse_out", 4 * i, 4) for i, (name, *_rest) in enumerate(SSE_CASES)}
-    want = {name: (mxcsr & ~0x3F) | flags for name, mxcsr, _insns, flags in SSE_CASES}
-    assert got == want
-    assert mem("cvt_result", 0, 8) == INDEFINITE
-    assert mem("ftz_result", 0, 8) == 0  # flushed to zero by MXCSR.FTZ, not left denormal
-    assert struct.unpack("<d", struct.pack("<Q", mem("daz_result", 0, 8)))[0] == 1.0
-    assert mem("fx_area", 24, 4) == MASKED | IE  # fxsave's MXCSR field
+def mem(r: Run, name: str, offset: int, size: int) -> int:
+    data = r.machine.cpu.read_phys(r.sym(name) + offset, size)
+    assert data is not None
+    return int.from_bytes(data, "little")
 
-    got = {name: mem("x87_out", 2 * i, 2) & 0x3F for i, (name, *_rest) in enumerate(X87_CASES)}
+
+def test_no_masked_exception_traps(guest):
+    assert guest.records() == []  # every exception masked: no #XM, no #MF
+
+
+def test_sse_flags_in_stmxcsr_fxsave_and_the_register(guest):
+    got = {name: mem(guest, "sse_out", 4 * i, 4) for i, (name, *_rest) in enumerate(SSE_CASES)}
+    assert got == {name: (mxcsr & ~0x3F) | flags for name, mxcsr, _insns, flags in SSE_CASES}
+    assert mem(guest, "cvt_result", 0, 8) == INDEFINITE
+    assert mem(guest, "ftz_result", 0, 8) == 0  # flushed to zero by MXCSR.FTZ, not left denormal
+    assert struct.unpack("<d", struct.pack("<Q", mem(guest, "daz_result", 0, 8)))[0] == 1.0
+    assert mem(guest, "fx_area", 24, 4) == MASKED | IE  # fxsave's MXCSR field
+    assert guest.machine.cpu.rreg(X.UC_X86_REG_MXCSR) == MASKED | ZE  # emu's (and GDB's) register read
+
+
+def test_x87_flags_in_fnstsw_and_fnstenv(guest):
+    got = {name: mem(guest, "x87_out", 2 * i, 2) & 0x3F for i, (name, *_rest) in enumerate(X87_CASES)}
     assert got == {name: flags for name, _insns, flags in X87_CASES}
-    assert mem("env_area", 4, 2) & 0x3F == IE  # fnstenv's status word
+    assert mem(guest, "env_area", 4, 2) & 0x3F == IE  # fnstenv's status word
 
-    assert r.machine.cpu.rreg(X.UC_X86_REG_MXCSR) == MASKED | ZE  # emu's (and GDB's) register read
+
+def test_fprem_and_fprem1_keep_a_long_double_significand(guest):
+    # fprem truncates the quotient, fprem1 rounds it; C0, C3, C1 are its bits 2, 1, 0
+    q, q1 = I63 // 10, (I63 + 5) // 10
+    assert (mem(guest, "fprem_result", 0, 8), mem(guest, "fprem1_result", 0, 8)) == (I63 - 10 * q,
+                                                                                   (I63 - 10 * q1) % 2**64)
+    cc = C0 | C1 | C2 | C3
+    assert mem(guest, "fprem_sw", 0, 2) & cc == C0 * (q >> 2 & 1) | C3 * (q >> 1 & 1) | C1 * (q & 1)
+    assert mem(guest, "fprem1_sw", 0, 2) & cc == C0 * (q1 >> 2 & 1) | C3 * (q1 >> 1 & 1) | C1 * (q1 & 1)
