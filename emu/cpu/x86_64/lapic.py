@@ -4,8 +4,9 @@ QEMU's APIC is not in Unicorn.  This model keeps what software sees (ID, TPR, IS
 EOI, LVT, timer, ICR) and decides which vector the CPU may take next; the patched engine
 takes that vector when the CPU's interrupt flag allows (QEMU's own interrupt entry through
 the IDT), and the adapter tells the model which vector was taken.  The timer counts on the
-virtual clock: one count per tick (TIMEBASE_HZ) divided by the divide configuration, so
-runs are deterministic.  IPIs, INIT and SIPI leave through the host (the machine), which
+virtual clock at QEMU's APIC bus rate, 1 GHz (`bus_cycles_per_tick` per clock tick) divided by
+the divide configuration, so runs are deterministic and kernels that assume QEMU's rate (zCore
+programs 1,000,000 counts for its 1 ms tick) tick as they do there.  IPIs, INIT and SIPI leave through the host (the machine), which
 owns the other CPUs.
 """
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Lapic:
     timer_start: int = 0  # tick at which the count was (re)loaded
     divide_conf: int = 0
     deadline: int = NO_DEADLINE
+    bus_cycles_per_tick: int = 100  # QEMU's 1 GHz APIC bus on emu's 10 MHz clock (the board sets it)
 
     # -- interrupts -------------------------------------------------------------------
     def request(self, vector: int) -> None:
@@ -102,7 +104,8 @@ class Lapic:
         return 1 if code == 7 else 2 << code
 
     def _period(self) -> int:
-        return max(1, self.timer_initial * self._divide())
+        """The count's length in clock ticks (rounded up: it never fires early)."""
+        return max(1, -(-self.timer_initial * self._divide() // self.bus_cycles_per_tick))
 
     def _arm(self) -> None:
         lvt = self.lvt[0]
@@ -130,7 +133,7 @@ class Lapic:
     def _current_count(self) -> int:
         if self.timer_initial == 0:
             return 0
-        elapsed = (self.host.apic_now(self.cpu) - self.timer_start) // self._divide()
+        elapsed = (self.host.apic_now(self.cpu) - self.timer_start) * self.bus_cycles_per_tick // self._divide()
         if self.lvt[0] & TIMER_PERIODIC:
             return self.timer_initial - elapsed % self.timer_initial
         return max(0, self.timer_initial - elapsed)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 TSC_PER_TICK = 400  # the virtual TSC runs at 4 GHz (zCore assumes 4 GHz without CPUID 0x16)
 PM1_SLP_EN = 1 << 13
 PM1A_CNT = 4  # offset of PM1a_CNT in the ACPI PM block at 0x600 (QEMU q35: port 0x604)
+APIC_BUS_HZ = 1_000_000_000  # the local APIC timer's input clock, as QEMU's (APIC_BUS_CYCLE_NS = 1)
 PM_TMR = 8  # the ACPI PM timer (port 0x608)
 PM_TIMER_HZ = 3_579_545
 IOAPIC_ID = 0  # as QEMU's pc machines
@@ -55,7 +56,8 @@ class PcPlatform:
         m.scheduler = Scheduler(cpu, m.harts, m.clock, m.opts.quantum * BYTES_PER_INSN)
         cpu.attach_clock(m.clock.native)
         cpu.now_fn = m.scheduler.now
-        self.lapics = [Lapic(h.id, self, apic_id=h.id) for h in m.harts]
+        self.lapics = [Lapic(h.id, self, apic_id=h.id, bus_cycles_per_tick=APIC_BUS_HZ // TIMEBASE_HZ)
+                       for h in m.harts]
         self.lapic_deadlines = [NO_DEADLINE] * len(m.harts)
         self.pit_deadline = NO_DEADLINE  # the IRQ 0 armed on CPU 0
         self.pit = Pit(self._now, TIMEBASE_HZ)

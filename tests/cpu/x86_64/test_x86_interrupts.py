@@ -13,7 +13,7 @@ PERIODIC_TIMER = """
     mov rbx, 0xFEE00000
     mov dword ptr [rbx + 0x3E0], 0xB        # divide by 1
     mov dword ptr [rbx + 0x320], 0x20040    # periodic, vector 0x40
-    mov dword ptr [rbx + 0x380], 2000       # every 2000 ticks (200 us)
+    mov dword ptr [rbx + 0x380], 200000     # every 200 us (1 GHz APIC bus)
 """
 # main: a periodic APIC timer, then user_code at CPL 3; a fault there ends the run
 TIMER_THEN_USER = f"""
@@ -95,7 +95,7 @@ main:
     shl rdx, 32
     or rax, rdx
     mov [rip + t0], rax
-    mov dword ptr [rbx + 0x380], 100000     # 10 ms
+    mov dword ptr [rbx + 0x380], 10000000   # 10 ms at the 1 GHz APIC bus (as QEMU)
     sti
     .globl f_hlt
 f_hlt:
