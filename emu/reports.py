@@ -25,7 +25,8 @@ def report(m: "Machine", what: str) -> None:
         state = "parked (wfi)" if h.parked else h.state.name.lower()
         lines.append(f"emu:   hart {h.id}: {state}, {where}")
     if m.events:
-        lines.append("emu:   last events: " + "; ".join(_fmt_event(e) for e in m.events))
+        abi = m.cpu.trace.syscall_abi
+        lines.append("emu:   last events: " + "; ".join(_fmt_event(e, abi) for e in m.events))
     lines += _in_flight_lines(m)
     out.write("\r\n".join(lines) + "\r\n" if m.console._saved_tty else "\n".join(lines) + "\n")
     out.flush()
@@ -51,12 +52,12 @@ def hart_pc(m: "Machine", hart: "Hart") -> int | None:
     return m.cpu.saved_pc(hart)
 
 
-def _fmt_event(e: tuple) -> str:
+def _fmt_event(e: tuple, abi: str) -> str:
     kind, hart, t = e[0], e[1], e[2]
     from emu.trace.names import sbi_name, trap_name
 
     if kind == "trap":
-        return f"t={t} h{hart} trap {trap_name(e[3])} ({e[3]}) epc={e[4]:#x} tval={e[5]:#x}"
+        return f"t={t} h{hart} trap {trap_name(e[3], abi)} ({e[3]}) epc={e[4]:#x} tval={e[5]:#x}"
     if kind == "sbi":
         return f"t={t} h{hart} SBI {sbi_name(e[3])}"
     if kind == "ipi":

@@ -167,7 +167,7 @@ def detector_detail(m: Machine, status: Status, log: bytes, t0: float = 0.0) -> 
         cause, epc, tval = h.last_fault
         user = _trap_from_user(m, h.id)
         mode = " in user mode" if user else ""
-        return (f"fault loop {t}: {trap_name(cause)} ({cause}) at {_where(m, epc, user)}{mode} "
+        return (f"fault loop {t}: {trap_name(cause, m.cpu.trace.syscall_abi)} ({cause}) at {_where(m, epc, user)}{mode} "
                 f"(tval {tval:#x}) {h.fault_repeats} times in a row on hart {h.id}")
     if status == Status.HANG:
         return f"guest hang {t}: every hart waits with no timer armed and no input to come ({_where_all(m)})"

@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from emu.trace.names import HART_STATES, irq_name, sbi_name, trap_name
+from emu.trace.names import DEFAULT_ABI, HART_STATES, irq_name, sbi_name, trap_name
 
 Event = tuple[int, int, str, dict[str, Any]]
 POLLING = "polling (no WFI)"
@@ -70,6 +70,7 @@ class Analysis:
     waits: dict[int, list[Wait]] = field(default_factory=dict)
     end_ns: int = 0  # the last event's time
     parked_at_end: dict[int, int] = field(default_factory=dict)  # hart -> park_ns, still parked
+    abi: str = DEFAULT_ABI  # the trace's `syscall_abi`: which CPU's trap numbers the events hold
     _ends: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def wait_in(self, hart: int, t0: int, t1: int) -> tuple[int, str]:
@@ -103,10 +104,10 @@ class Analysis:
         return [s for s in self.spans if s.end is None and last[s.thread] is s]
 
 
-def event_label(kind: str, f: dict[str, Any]) -> str:
+def event_label(kind: str, f: dict[str, Any], abi: str = DEFAULT_ABI) -> str:
     """The row an event counts under in `exits per hart`."""
     if kind == "trap":
-        return f"trap: {trap_name(f['cause'])}"
+        return f"trap: {trap_name(f['cause'], abi)}"
     if kind == "irq":
         return f"irq: {irq_name(f['cause'])}"
     if kind == "sbi":
@@ -118,7 +119,7 @@ def event_label(kind: str, f: dict[str, Any]) -> str:
     return kind
 
 
-def analyse(events: Iterable[Event]) -> Analysis:
+def analyse(events: Iterable[Event], abi: str = DEFAULT_ABI) -> Analysis:
     spans: list[Span] = []
     pending: dict[int, Span] = {}  # hart -> latest ecall span without stages
     open_by_thread: dict[str, Span] = {}
@@ -132,7 +133,7 @@ def analyse(events: Iterable[Event]) -> Analysis:
     for t, hart, kind, f in events:
         end = max(end, t)
         c = counts.setdefault(hart, {})
-        label = event_label(kind, f)
+        label = event_label(kind, f, abi)
         c[label] = c.get(label, 0) + 1
         if kind == "syscall":
             span = Span(f["num"], f["thread"], hart, t, epc=f.get("epc"))
@@ -169,7 +170,7 @@ def analyse(events: Iterable[Event]) -> Analysis:
                 t0 = parked_at.pop(hart)
                 parks.setdefault(hart, []).append((t0, t))
                 waits.setdefault(hart, []).append(Wait(t0, t, _why(f.get("why"), last_ipi_from.get(hart))))
-    return Analysis(spans, parks, counts, waits, end, dict(parked_at))
+    return Analysis(spans, parks, counts, waits, end, dict(parked_at), abi=abi)
 
 
 def _renamed(open_by_thread: dict[str, Span], thread: str, hart: int) -> Span | None:

@@ -45,6 +45,17 @@ EXCEPTIONS = {
     18: "software check", 19: "hardware error", 20: "instruction guest page fault",
     21: "load guest page fault", 22: "virtual instruction", 23: "store guest page fault",
 }
+# x86_64 exception vectors (Intel SDM vol. 3, table 6-1), and how the x86 adapter reports a
+# traced `syscall` instruction (emu/cpu/x86_64/traceprobe.py SYSCALL_CAUSE: above the vectors).
+X86_EXCEPTIONS = {
+    0: "divide error (#DE)", 1: "debug (#DB)", 2: "NMI", 3: "breakpoint (#BP)", 4: "overflow (#OF)",
+    5: "bound range exceeded (#BR)", 6: "invalid opcode (#UD)", 7: "device not available (#NM)",
+    8: "double fault (#DF)", 10: "invalid TSS (#TS)", 11: "segment not present (#NP)",
+    12: "stack-segment fault (#SS)", 13: "general protection (#GP)", 14: "page fault (#PF)",
+    16: "x87 floating-point error (#MF)", 17: "alignment check (#AC)", 18: "machine check (#MC)",
+    19: "SIMD floating-point (#XM)", 20: "virtualization (#VE)", 21: "control protection (#CP)",
+    0x100: "syscall",
+}
 INTERRUPTS = {
     1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
     7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
@@ -64,6 +75,9 @@ def syscall_table(abi: str = DEFAULT_ABI, extra: dict[int, str] | None = None) -
 def _linux_table(abi: str) -> dict[int, str]:
     where = SYSCALL_TABLES.get(abi)
     return getattr(importlib.import_module(where[0]), where[1]) if where else {}
+
+
+TRAP_TABLES = {"linux-riscv64": EXCEPTIONS, "linux-x86_64": X86_EXCEPTIONS}
 
 
 def syscall_name(num: int, names: dict[int, str] | None = None) -> str:
@@ -88,8 +102,10 @@ def sbi_name(eid: int, fid: int | None = None) -> str:
     return f"{name} {functions.get(fid, f'fid {fid}')}"
 
 
-def trap_name(cause: int) -> str:
-    return EXCEPTIONS.get(cause, f"exception {cause}")
+def trap_name(cause: int, abi: str = DEFAULT_ABI) -> str:
+    """An exception's name in the CPU's own numbering: scause for riscv64, the vector for x86_64
+    (the trace header's `syscall_abi` says which CPU made the trace)."""
+    return TRAP_TABLES.get(abi, EXCEPTIONS).get(cause, f"exception {cause}")
 
 
 def irq_name(cause: int) -> str:

@@ -49,7 +49,7 @@ def trace_header(profile: Profile | None, harts: int, abi: str = DEFAULT_ABI) ->
 
 
 def _tail(events: list[tuple], harts: int, stats: dict[str, Any], profile: Profile | None, abi: str) -> str:
-    analysis = analyse(events)
+    analysis = analyse(events, abi)
     chrome = chrome_events(events, analysis, harts, syscall_table(abi, None if profile is None else profile.syscalls))
     return ('\n],"complete":true,"stats":' + _dumps(stats) + '},"traceEvents":[' +
             ",\n".join(map(_dumps, chrome)) + "]}\n")

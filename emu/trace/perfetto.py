@@ -35,9 +35,9 @@ def chrome_events(events: Iterable[Event], analysis: Analysis, harts: int,
         if kind == "ipi":
             name = f"IPI -> hart{f.get('to')}"
         elif kind == "hart" and f.get("why"):
-            name = f"{event_label(kind, f)} ({', '.join(f['why'])})"
+            name = f"{event_label(kind, f, analysis.abi)} ({', '.join(f['why'])})"
         else:
-            name = event_label(kind, f)
+            name = event_label(kind, f, analysis.abi)
         out.append({"ph": "i", "s": "t", "pid": PID, "tid": hart, "ts": _us(t), "name": name, "cat": kind,
                     "args": args})
     flow = 0

@@ -14,7 +14,7 @@ from typing import Any
 from emu.errors import EmuError
 from emu.trace.analysis import analyse
 from emu.trace.report import syscall_names
-from emu.trace.names import syscall_name
+from emu.trace.names import DEFAULT_ABI, syscall_name
 
 MAX_THREADS = 8  # lines in the rate panel (the busiest threads)
 MAX_BINS = 200  # time bins in the rate panel
@@ -46,7 +46,8 @@ def plot(emu: dict[str, Any], output: str) -> None:
         raise EmuError("emu trace plot needs matplotlib (pip install matplotlib)") from None
     import numpy as np
 
-    a = analyse(tuple(e) for e in emu["events"])  # type: ignore[misc]
+    abi = str(emu.get("syscall_abi") or DEFAULT_ABI)
+    a = analyse((tuple(e) for e in emu["events"]), abi)  # type: ignore[misc]
     names = syscall_names(emu)
     done = [s for s in a.spans if s.end is not None]
     if not done:

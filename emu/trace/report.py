@@ -111,7 +111,8 @@ def summarise(emu: dict[str, Any]) -> dict[str, Any]:
     """Everything the report prints, as data (also what --compare lines up)."""
     from emu.trace.threads import per_thread
 
-    a: Analysis = analyse(tuple(e) for e in emu["events"])  # type: ignore[misc]
+    abi = str(emu.get("syscall_abi") or DEFAULT_ABI)
+    a: Analysis = analyse((tuple(e) for e in emu["events"]), abi)  # type: ignore[misc]
     names = syscall_names(emu)
     done = [s for s in a.spans if s.end is not None]
     by_num: dict[int, list[int]] = {}
@@ -166,7 +167,7 @@ def in_flight_report(events: Iterable[tuple], profile: Any, symbols: Any, now_ns
                      abi: str = DEFAULT_ABI) -> list[str]:
     """Lines for a hang/timeout/signal report: the open requests (numbers of `abi`), their stage
     pc named by `symbols`."""
-    a = analyse(events)
+    a = analyse(events, abi)
     a.end_ns = max(a.end_ns, now_ns)
     rows = in_flight(a, syscall_table(abi, profile.syscalls if profile is not None else None))
     if not rows:

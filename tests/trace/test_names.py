@@ -68,6 +68,20 @@ def test_sbi_trap_and_interrupt_names():
     assert irq_name(5) == "supervisor timer interrupt" and irq_name(1) == "supervisor software interrupt"
 
 
+def test_trap_names_follow_the_cpu_that_made_the_trace():
+    """x86 vectors are not riscv causes: 14 is a page fault there, 6 invalid opcode, and a traced
+    `syscall` (the adapter's 0x100) has a name, in the hang report's events and in trace rows."""
+    from emu.reports import _fmt_event
+    from emu.trace.analysis import event_label
+
+    x86 = "linux-x86_64"
+    assert trap_name(14, x86) == "page fault (#PF)" and trap_name(6, x86) == "invalid opcode (#UD)"
+    assert trap_name(0x100, x86) == "syscall" and trap_name(14) == "exception 14"  # riscv: reserved
+    assert _fmt_event(("trap", 0, 5, 0x100, 0x401000, 0, 3), x86) == "t=5 h0 trap syscall (256) epc=0x401000 tval=0x0"
+    assert event_label("trap", {"cause": 13}, x86) == "trap: general protection (#GP)"
+    assert event_label("trap", {"cause": 13}) == "trap: load page fault"
+
+
 def test_per_hart_row_labels_are_not_mistaken_for_harts():
     """The hart-state count used to print as `hart 79099` in `hart 0: ...`."""
     assert event_label("hart", {"state": "park"}) == "WFI park"
