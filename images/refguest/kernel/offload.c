@@ -107,7 +107,9 @@ static void finish(struct ref_req *req, int status)
     }
 }
 
-void syscall_trap(struct task *t)
+/* Fill in the task's request from its trap frame (always inlined: the default path
+ * is the same instructions as when this was written out in syscall_trap). */
+static inline __attribute__((always_inline)) struct ref_req *build_request(struct task *t, ref_waker_t waker)
 {
     struct ref_req *req = &t->req;
     req->task = t;
@@ -116,7 +118,7 @@ void syscall_trap(struct task *t)
         req->args[i] = t->tf.x[10 + i];
     req->ret = 0;
     req->completed = 0;
-    req->waker = ref_wake;
+    req->waker = waker;
     req->pid = (uint64_t)t->pid;
     req->seq = ++req_seq;
     req->submit_hart = this_cpu()->hartid;
@@ -124,6 +126,12 @@ void syscall_trap(struct task *t)
     req->deadline = 0;
     req->next = 0;
     t->in_syscall = 1;
+    return req;
+}
+
+void syscall_trap(struct task *t)
+{
+    struct ref_req *req = build_request(t, ref_wake);
 
     if (offload_mode == MODE_OFF) {
         if (req->num == SYS_exit)
@@ -157,6 +165,55 @@ void syscall_trap(struct task *t)
     vm_use_kernel();                    /* hart 1 may free this address space (exit) */
     ref_submit(req);
     sched_run();
+}
+
+/* ---------------- bug=lostwake: a planted lost wake-up ----------------
+ *
+ * Off by default; for the reverse-debugging example (README, "Going backwards"). The
+ * client submits its request with a placeholder waker and registers the real one
+ * (ref_wake) only afterwards, if the call has not completed by then: the "fast path"
+ * of an async client that skips the wake-up when the server was quick. The check and
+ * the registration are two steps: if hart 1 completes the call and calls the waker
+ * between them, it calls the placeholder, and the task stays parked for good with its
+ * request completed and ref_wake registered. Hart 0 gets its own trap entry
+ * (stvec = trap_entry_lostwake), so the default path runs not one instruction more. */
+
+int lost_wakeup_planted;
+
+/* what hart 1 calls as the waker of a request whose real waker is not registered yet */
+STAGE void no_waker(struct ref_req *req)
+{
+    (void)req;
+}
+
+/* after submitting: "done already? then no wake-up is needed" */
+static __attribute__((noinline)) void register_waker_late(struct task *t, struct ref_req *req)
+{
+    if (__atomic_load_n(&req->completed, __ATOMIC_ACQUIRE))
+        task_enter(t);                  /* the fast path: resume at once */
+    req->waker = ref_wake;              /* BUG: hart 1 may have completed it since the check */
+}
+
+static noreturn void syscall_trap_lostwake(struct task *t)
+{
+    struct ref_req *req = build_request(t, no_waker);
+    t->state = T_BLOCKED;
+    this_cpu()->cur = 0;
+    vm_use_kernel();
+    ref_submit(req);
+    register_waker_late(t, req);
+    sched_run();
+}
+
+/* hart 0's U-mode traps with bug=lostwake (trap.S); exit keeps the default path, as an
+ * exited task's request is no longer its own */
+void trap_user_lostwake(struct trapframe *tf)
+{
+    if (csr_read(scause) == EXC_ECALL_U && tf->x[17] != SYS_exit) {
+        tf->sepc += 4;
+        syscall_trap_lostwake((struct task *)tf);
+    }
+    trap_user(tf);
 }
 
 /* ---------------- the executing hart's pending set ---------------- */
