@@ -186,23 +186,26 @@ STAGE void no_waker(struct ref_req *req)
     (void)req;
 }
 
-/* after submitting: "done already? then no wake-up is needed" */
-static __attribute__((noinline)) void register_waker_late(struct task *t, struct ref_req *req)
+/* the slow path: park the task, then register its waker -- BUG: hart 1 may have
+ * completed the call and called the placeholder since syscall_trap_lostwake looked */
+static __attribute__((noinline)) noreturn void park_task(struct task *t, struct ref_req *req)
 {
-    if (__atomic_load_n(&req->completed, __ATOMIC_ACQUIRE))
-        task_enter(t);                  /* the fast path: resume at once */
-    req->waker = ref_wake;              /* BUG: hart 1 may have completed it since the check */
-}
-
-static noreturn void syscall_trap_lostwake(struct task *t)
-{
-    struct ref_req *req = build_request(t, no_waker);
     t->state = T_BLOCKED;
     this_cpu()->cur = 0;
     vm_use_kernel();
-    ref_submit(req);
-    register_waker_late(t, req);
+    req->waker = ref_wake;
     sched_run();
+}
+
+/* Submit first, so that hart 1 starts on the call at once, and park the task while it
+ * works -- unless it has answered already ("done? then no wake-up is needed"). */
+static noreturn void syscall_trap_lostwake(struct task *t)
+{
+    struct ref_req *req = build_request(t, no_waker);
+    ref_submit(req);
+    if (__atomic_load_n(&req->completed, __ATOMIC_ACQUIRE))
+        task_enter(t);                  /* the fast path: resume at once */
+    park_task(t, req);
 }
 
 /* hart 0's U-mode traps with bug=lostwake (trap.S); exit keeps the default path, as an
