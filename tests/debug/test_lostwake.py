@@ -51,6 +51,7 @@ class Session:
         assert m, line
         self.emu.stdin.write(b"stress 100000\n")  # all the input there is: read long before the race
         self.emu.stdin.close()
+        self.emu.stdin = None  # communicate() at the end must not flush it
         self.gdb = pexpect.spawn(GDB, ["-q", "-nx", "-ex", "set style enabled off", "-ex", "set confirm off",
                                        "-ex", "set pagination off", "-ex", f"target remote 127.0.0.1:{m.group(1)}",
                                        str(elf)], timeout=240, env={**os.environ, "TERM": "dumb"}, dimensions=(100, 500))
@@ -128,10 +129,11 @@ def test_reverse_continue_finds_the_interleaving_that_lost_a_wake_up(refguest_el
         registered = _position(s.cmd("monitor when"))
         s.cmd("delete")
 
-        # Before that, hart 1 called the waker the request carried then: the placeholder.
-        s.cmd("break no_waker")
+        # Before that, hart 1 read the waker the request carried then: the placeholder.
+        s.cmd(f"rwatch -l {REQ}.waker")
         out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 2 hit Breakpoint \d+, no_waker", out), out
+        assert re.search(r"Thread 2 hit Hardware read watchpoint \d+", out) and "finish (status=" in out, out
+        assert re.search(r"Value = .*<no_waker>", out), out
         called = _position(s.cmd("monitor when"))
         s.cmd("delete")
 
@@ -143,14 +145,16 @@ def test_reverse_continue_finds_the_interleaving_that_lost_a_wake_up(refguest_el
         store = re.search(r"=> (0x[0-9a-f]+) <ref_complete\+\d+>:\s+(amoswap\.d|amoor\.d|sd)\s", s.cmd("x/i $pc"))
         assert store
         assert s.value(f"{REQ}.completed") == "0"  # not written yet
-        completed = _position(s.cmd("monitor when"))
-        assert completed[3:] and s.value("$pc").startswith(store.group(1))
+        when = s.cmd("monitor when")
+        assert f"pc {store.group(1)})" in when, when  # the position names the storing instruction
+        completed = _position(when)
         s.cmd("delete")
 
         # Who looked at it before the write: hart 0, right after submitting, and saw 0.
         s.cmd(f"rwatch -l {REQ}.completed")
         out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 1 hit Read watchpoint \d+", out) and "syscall_trap_lostwake" in out, out
+        assert re.search(r"Thread 1 hit Hardware read watchpoint \d+", out), out
+        assert "syscall_trap_lostwake" in s.cmd("bt 2")  # the load right after ref_submit returns
         assert re.search(r"Value = 0\b", out), out
         checked = _position(s.cmd("monitor when"))
         s.cmd("delete")
