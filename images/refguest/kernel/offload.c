@@ -107,31 +107,31 @@ static void finish(struct ref_req *req, int status)
     }
 }
 
-/* Fill in the task's request from its trap frame (always inlined: the default path
- * is the same instructions as when this was written out in syscall_trap). */
-static inline __attribute__((always_inline)) struct ref_req *build_request(struct task *t, ref_waker_t waker)
-{
-    struct ref_req *req = &t->req;
-    req->task = t;
-    req->num = t->tf.x[17];
-    for (int i = 0; i < 6; i++)
-        req->args[i] = t->tf.x[10 + i];
-    req->ret = 0;
-    req->completed = 0;
-    req->waker = waker;
-    req->pid = (uint64_t)t->pid;
-    req->seq = ++req_seq;
-    req->submit_hart = this_cpu()->hartid;
-    req->exec_hart = ~0UL;
-    req->deadline = 0;
-    req->next = 0;
-    t->in_syscall = 1;
-    return req;
-}
+/* Fill in the task's request from its trap frame. A macro, not an inline function, so that
+ * a debugger places these stores in syscall_trap itself (tests/debug/test_reverse.py), and
+ * the default path is the same instructions as before bug=lostwake shared it. */
+#define BUILD_REQUEST(t, req, waker_fn)                 \
+    do {                                                \
+        (req)->task = (t);                              \
+        (req)->num = (t)->tf.x[17];                     \
+        for (int i = 0; i < 6; i++)                     \
+            (req)->args[i] = (t)->tf.x[10 + i];         \
+        (req)->ret = 0;                                 \
+        (req)->completed = 0;                           \
+        (req)->waker = (waker_fn);                      \
+        (req)->pid = (uint64_t)(t)->pid;                \
+        (req)->seq = ++req_seq;                         \
+        (req)->submit_hart = this_cpu()->hartid;        \
+        (req)->exec_hart = ~0UL;                        \
+        (req)->deadline = 0;                            \
+        (req)->next = 0;                                \
+        (t)->in_syscall = 1;                            \
+    } while (0)
 
 void syscall_trap(struct task *t)
 {
-    struct ref_req *req = build_request(t, ref_wake);
+    struct ref_req *req = &t->req;
+    BUILD_REQUEST(t, req, ref_wake);
 
     if (offload_mode == MODE_OFF) {
         if (req->num == SYS_exit)
@@ -201,7 +201,8 @@ static __attribute__((noinline)) noreturn void park_task(struct task *t, struct 
  * works -- unless it has answered already ("done? then no wake-up is needed"). */
 static noreturn void syscall_trap_lostwake(struct task *t)
 {
-    struct ref_req *req = build_request(t, no_waker);
+    struct ref_req *req = &t->req;
+    BUILD_REQUEST(t, req, no_waker);
     ref_submit(req);
     if (__atomic_load_n(&req->completed, __ATOMIC_ACQUIRE))
         task_enter(t);                  /* the fast path: resume at once */
