@@ -5,7 +5,8 @@ and registers the real one (`ref_wake`) only after it has checked that the call 
 done yet (kernel/offload.c). When hart 1 completes the call and calls the waker between
 the check and the registration, the task stays parked for good. `stress` (null calls with
 pseudo-random pauses) runs into it after some ten thousand calls, at the same call every
-run. The test stops there the way the README's example does after Ctrl-C, then asks gdb:
+run. The test stops where the placeholder is called and four timer ticks later (where the
+README's example presses Ctrl-C), then asks gdb, going backwards:
 who registered the waker (hart 0, after), who set `completed` (hart 1, before), who read
 it (hart 0, before that), and whether anything woke the task after (no).
 """
@@ -22,6 +23,7 @@ import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
+from tests.debug.test_reverse import ReverseEmu
 
 GDB = shutil.which("gdb-multiarch")
 pytestmark = pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")
@@ -29,16 +31,18 @@ TASK = "tasks[1]"  # the shell is tasks[0]; `stress` (pid 2) is the next task sl
 REQ = f"{TASK}.req"
 
 
-def _position(text: str) -> tuple[int, int, int, int]:
-    """`monitor when`'s position as a sortable (segment, round, hart, bytes): in a round the
-    harts run in id order, so this is the order of execution."""
-    m = re.search(r"position (\d+):(\d+):(\d+):(\d+):0x[0-9a-f]+ ", text)
+def _position(text: str) -> tuple[int, int, int, int, int]:
+    """`monitor when`'s position as a sortable (segment, round, hart, bytes, pc): in a round
+    the harts run in id order, so this is the order of execution."""
+    m = re.search(r"position (\d+):(\d+):(\d+):(\d+):(0x[0-9a-f]+) ", text)
     assert m, text
-    return tuple(int(x) for x in m.groups())  # type: ignore[return-value]
+    return tuple(int(x, 0) for x in m.groups())  # type: ignore[return-value]
 
 
 class Session:
     """emu running `stress` with the planted bug under gdb (interactive: answers decide)."""
+
+    leftovers = ReverseEmu.leftovers  # the processes whose command line holds self.marker
 
     def __init__(self, elf: Path) -> None:
         self.marker = f"300.{uuid.uuid4().int % 10**9:09d}"  # a --timeout that finds every process of this run
@@ -67,6 +71,16 @@ class Session:
         assert m, expr
         return m.group(1).strip()
 
+    def back(self, point: str, stop: str) -> tuple[str, tuple[int, int, int, int, int]]:
+        """Set one break/watchpoint, reverse-continue to it (gdb's report must match `stop`),
+        and return the report and the position; the point is deleted again."""
+        self.cmd(point)
+        out = self.cmd("reverse-continue")
+        assert re.search(stop, out), out
+        where = _position(self.cmd("monitor when"))
+        self.cmd("delete")
+        return out, where
+
     def close(self) -> tuple[int, bytes]:
         try:
             self.gdb.sendline("kill")
@@ -79,19 +93,8 @@ class Session:
             out, _ = self.emu.communicate(timeout=60)
         finally:
             self.emu.kill()
-        assert self._leftovers() == [], "snapshot processes outlived the run"
+        assert self.leftovers() == [], "snapshot processes outlived the run"
         return self.emu.returncode, out
-
-    def _leftovers(self) -> list[int]:
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if self.marker.encode() in f.read():
-                        found.append(int(pid))
-            except OSError:
-                pass
-        return found
 
 
 def test_reverse_continue_finds_the_interleaving_that_lost_a_wake_up(refguest_elf):
@@ -122,51 +125,31 @@ def test_reverse_continue_finds_the_interleaving_that_lost_a_wake_up(refguest_el
         assert "<ref_wake>" in s.value(f"{REQ}.waker")
 
         # Backwards, one question at a time. Who registered the waker: hart 0, in park_task.
-        s.cmd(f"watch -l {REQ}.waker")
-        out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 1 hit Hardware watchpoint \d+", out) and "in park_task" in out, out
+        out, registered = s.back(f"watch -l {REQ}.waker", r"Thread 1 hit Hardware watchpoint \d+")
+        assert "in park_task" in out, out
         assert re.search(r"Old value = .*<ref_wake>\s+New value = .*<no_waker>", out), out
-        registered = _position(s.cmd("monitor when"))
-        s.cmd("delete")
 
         # Before that, hart 1 read the waker the request carried then: the placeholder.
-        s.cmd(f"rwatch -l {REQ}.waker")
-        out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 2 hit Hardware read watchpoint \d+", out) and "finish (status=" in out, out
-        assert re.search(r"Value = .*<no_waker>", out), out
-        called = _position(s.cmd("monitor when"))
-        s.cmd("delete")
+        out, called = s.back(f"rwatch -l {REQ}.waker", r"Thread 2 hit Hardware read watchpoint \d+")
+        assert "finish (status=" in out and re.search(r"Value = .*<no_waker>", out), out
 
         # Who completed the call: hart 1, in ref_complete, stopped on the storing instruction.
-        s.cmd(f"watch -l {REQ}.completed")
-        out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 2 hit Hardware watchpoint \d+", out) and "in ref_complete" in out, out
-        assert re.search(r"Old value = 1\s+New value = 0", out), out
+        out, completed = s.back(f"watch -l {REQ}.completed", r"Thread 2 hit Hardware watchpoint \d+")
+        assert "in ref_complete" in out and re.search(r"Old value = 1\s+New value = 0", out), out
         store = re.search(r"=> (0x[0-9a-f]+) <ref_complete\+\d+>:\s+(amoswap\.d|amoor\.d|sd)\s", s.cmd("x/i $pc"))
-        assert store
-        assert s.value(f"{REQ}.completed") == "0"  # not written yet
-        when = s.cmd("monitor when")
-        assert f"pc {store.group(1)})" in when, when  # the position names the storing instruction
-        completed = _position(when)
-        s.cmd("delete")
+        assert store and completed[4] == int(store.group(1), 16)  # the position names the store ...
+        assert s.value(f"{REQ}.completed") == "0"  # ... not executed yet
 
         # Who looked at it before the write: hart 0, right after submitting, and saw 0.
-        s.cmd(f"rwatch -l {REQ}.completed")
-        out = s.cmd("reverse-continue")
-        assert re.search(r"Thread 1 hit Hardware read watchpoint \d+", out), out
-        assert "syscall_trap_lostwake" in s.cmd("bt 2")  # the load right after ref_submit returns
+        out, checked = s.back(f"rwatch -l {REQ}.completed", r"Thread 1 hit Hardware read watchpoint \d+")
         assert re.search(r"Value = 0\b", out), out
-        checked = _position(s.cmd("monitor when"))
-        s.cmd("delete")
+        assert "syscall_trap_lostwake" in s.cmd("bt 2")  # the load right after ref_submit returns
 
         # And the last ref_wake of all before the stop woke this task's previous call.
-        s.cmd("break ref_wake")
-        out = s.cmd("reverse-continue")
-        assert re.search(r"hit Breakpoint \d+, ref_wake \(req=0x[0-9a-f]+ <tasks\+760>\)", out), out
+        _, woken = s.back("break ref_wake", r"hit Breakpoint \d+, ref_wake \(req=0x[0-9a-f]+ <tasks\+760>\)")
         assert int(s.value("req->seq")) == seq - 1
-        woken = _position(s.cmd("monitor when"))
         assert woken < checked < completed < called < registered < stop
-        assert checked[2] == 0 and completed[2] == 1 and called[2] == 1 and registered[2] == 0  # the harts
+        assert [p[2] for p in (checked, completed, called, registered)] == [0, 1, 1, 0]  # the harts
     finally:
         code, out = s.close()
     assert b"stress: 20000 calls" in out and b"stress: 100000 calls" not in out
