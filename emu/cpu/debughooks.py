@@ -70,7 +70,9 @@ class DebugHooks:
             fn(address, asize, value)
 
         self.engine.set_exact_stops(True)  # a watchpoint stops right after the access
-        return self.uc.hook_add(htype, on_access, begin=addr, end=addr + max(size, 1) - 1)
+        handle = self.uc.hook_add(htype, on_access, begin=addr, end=addr + max(size, 1) - 1)
+        self.uc.ctl_flush_tb()  # code translated before the hook ignores it
+        return handle
 
     def remove_hook(self, handle: int) -> None:
         self.uc.hook_del(handle)

@@ -133,6 +133,9 @@ void external_irq(void);
 
 /* ---- trap (trap.S, trap.c) ---- */
 void trap_entry(void);
+void trap_entry_lostwake(void);
+void trap_user(struct trapframe *tf);
+void trap_user_lostwake(struct trapframe *tf);
 noreturn void user_return(struct trapframe *tf);
 
 /* ---- offload and syscalls (offload.c, syscall.c) ---- */
@@ -146,6 +149,7 @@ void poll_pending(void);
 int sys_dispatch(struct ref_req *req);
 void sys_after_wake(uint64_t num, int64_t ret);
 void kick_server(void);
+extern int lost_wakeup_planted;          /* bug=lostwake (offload.c) */
 
 void ref_submit(struct ref_req *req);
 void ref_pickup(struct ref_req *req);

@@ -33,31 +33,51 @@ static void cpu_init(uint64_t hartid)
     c->hartid = hartid;
     c->stack_top = (uint64_t)boot_stacks + (hartid + 1) * KSTACK_SIZE;
     __asm__ volatile("mv tp, %0" :: "r"(c));
-    csr_write(stvec, (uint64_t)trap_entry);
+    csr_write(stvec, (uint64_t)(lost_wakeup_planted ? trap_entry_lostwake : trap_entry));
     csr_write(sscratch, 0);
     csr_write(scounteren, 2);           /* let U-mode read the time CSR (rdtime) */
     vm_use_kernel();
 }
 
-/* "offload=poll|ipi|off" among space- or ':'-separated words; -1 if the value is bad */
-static int parse_mode(const char *args, int nharts)
+/* The value of "KEY=value" among space- or ':'-separated words (its length in *len),
+ * or NULL if there is no such word */
+static const char *bootarg(const char *args, const char *key, size_t *len)
 {
-    const char *key = "offload=";
+    size_t klen = strlen(key);
     for (const char *p = args; *p; p++) {
         if (p != args && p[-1] != ' ' && p[-1] != ':')
             continue;
-        if (strncmp(p, key, 8))
+        if (strncmp(p, key, klen))
             continue;
-        const char *v = p + 8;
-        size_t len = 0;
-        while (v[len] && v[len] != ' ' && v[len] != ':')
-            len++;
-        for (int m = MODE_OFF; m <= MODE_IPI; m++)
-            if (strlen(mode_names[m]) == len && !strncmp(v, mode_names[m], len))
-                return m;
-        return -1;
+        const char *v = p + klen;
+        for (*len = 0; v[*len] && v[*len] != ' ' && v[*len] != ':'; ++*len)
+            ;
+        return v;
     }
-    return nharts >= 2 ? MODE_POLL : MODE_OFF;
+    return 0;
+}
+
+/* "offload=poll|ipi|off"; -1 if the value is bad */
+static int parse_mode(const char *args, int nharts)
+{
+    size_t len;
+    const char *v = bootarg(args, "offload=", &len);
+    if (!v)
+        return nharts >= 2 ? MODE_POLL : MODE_OFF;
+    for (int m = MODE_OFF; m <= MODE_IPI; m++)
+        if (strlen(mode_names[m]) == len && !strncmp(v, mode_names[m], len))
+            return m;
+    return -1;
+}
+
+/* "bug=lostwake" plants a lost wake-up (offload.c); 1 if asked for, -1 if the value is bad */
+static int parse_bug(const char *args)
+{
+    size_t len;
+    const char *v = bootarg(args, "bug=", &len);
+    if (!v)
+        return 0;
+    return len == 8 && !strncmp(v, "lostwake", 8) ? 1 : -1;
 }
 
 static void start_hart(uint64_t hartid)
@@ -120,6 +140,15 @@ void kmain(uint64_t hartid, const void *dtb)
     }
     offload_mode = (enum mode)mode;
     kprintf("refguest: offload=%s\n", mode_names[offload_mode]);
+    int bug = parse_bug(bi.bootargs);
+    if (bug < 0 || (bug && mode == MODE_OFF)) {
+        kprintf("refguest: bad bug= value in bootargs (use bug=lostwake with offload=poll|ipi)\n");
+        sbi_shutdown(1);
+    }
+    if (bug) {
+        lost_wakeup_planted = 1;
+        kprintf("refguest: bug=lostwake: wakers registered after submit (a lost wake-up race)\n");
+    }
 
     vm_init(bi.mem_base, bi.mem_size);
     uint64_t heap_end = bi.mem_base + bi.mem_size;

@@ -107,23 +107,31 @@ static void finish(struct ref_req *req, int status)
     }
 }
 
+/* Fill in the task's request from its trap frame. A macro, not an inline function, so that
+ * a debugger places these stores in syscall_trap itself (tests/debug/test_reverse.py), and
+ * the default path is the same instructions as before bug=lostwake shared it. */
+#define BUILD_REQUEST(t, req, waker_fn)                 \
+    do {                                                \
+        (req)->task = (t);                              \
+        (req)->num = (t)->tf.x[17];                     \
+        for (int i = 0; i < 6; i++)                     \
+            (req)->args[i] = (t)->tf.x[10 + i];         \
+        (req)->ret = 0;                                 \
+        (req)->completed = 0;                           \
+        (req)->waker = (waker_fn);                      \
+        (req)->pid = (uint64_t)(t)->pid;                \
+        (req)->seq = ++req_seq;                         \
+        (req)->submit_hart = this_cpu()->hartid;        \
+        (req)->exec_hart = ~0UL;                        \
+        (req)->deadline = 0;                            \
+        (req)->next = 0;                                \
+        (t)->in_syscall = 1;                            \
+    } while (0)
+
 void syscall_trap(struct task *t)
 {
     struct ref_req *req = &t->req;
-    req->task = t;
-    req->num = t->tf.x[17];
-    for (int i = 0; i < 6; i++)
-        req->args[i] = t->tf.x[10 + i];
-    req->ret = 0;
-    req->completed = 0;
-    req->waker = ref_wake;
-    req->pid = (uint64_t)t->pid;
-    req->seq = ++req_seq;
-    req->submit_hart = this_cpu()->hartid;
-    req->exec_hart = ~0UL;
-    req->deadline = 0;
-    req->next = 0;
-    t->in_syscall = 1;
+    BUILD_REQUEST(t, req, ref_wake);
 
     if (offload_mode == MODE_OFF) {
         if (req->num == SYS_exit)
@@ -157,6 +165,59 @@ void syscall_trap(struct task *t)
     vm_use_kernel();                    /* hart 1 may free this address space (exit) */
     ref_submit(req);
     sched_run();
+}
+
+/* ---------------- bug=lostwake: a planted lost wake-up ----------------
+ *
+ * Off by default; for the reverse-debugging example (README, "Going backwards"). The
+ * client submits its request with a placeholder waker and registers the real one
+ * (ref_wake) only afterwards, if the call has not completed by then: the "fast path"
+ * of an async client that skips the wake-up when the server was quick. The check and
+ * the registration are two steps: if hart 1 completes the call and calls the waker
+ * between them, it calls the placeholder, and the task stays parked for good with its
+ * request completed and ref_wake registered. Hart 0 gets its own trap entry
+ * (stvec = trap_entry_lostwake), so the default path runs not one instruction more. */
+
+int lost_wakeup_planted;
+
+/* what hart 1 calls as the waker of a request whose real waker is not registered yet */
+STAGE void no_waker(struct ref_req *req)
+{
+    (void)req;
+}
+
+/* the slow path: park the task, then register its waker -- BUG: hart 1 may have
+ * completed the call and called the placeholder since syscall_trap_lostwake looked */
+static __attribute__((noinline)) noreturn void park_task(struct task *t, struct ref_req *req)
+{
+    t->state = T_BLOCKED;
+    this_cpu()->cur = 0;
+    vm_use_kernel();
+    req->waker = ref_wake;
+    sched_run();
+}
+
+/* Submit first, so that hart 1 starts on the call at once, and park the task while it
+ * works -- unless it has answered already ("done? then no wake-up is needed"). */
+static noreturn void syscall_trap_lostwake(struct task *t)
+{
+    struct ref_req *req = &t->req;
+    BUILD_REQUEST(t, req, no_waker);
+    ref_submit(req);
+    if (__atomic_load_n(&req->completed, __ATOMIC_ACQUIRE))
+        task_enter(t);                  /* the fast path: resume at once */
+    park_task(t, req);
+}
+
+/* hart 0's U-mode traps with bug=lostwake (trap.S); exit keeps the default path, as an
+ * exited task's request is no longer its own */
+void trap_user_lostwake(struct trapframe *tf)
+{
+    if (csr_read(scause) == EXC_ECALL_U && tf->x[17] != SYS_exit) {
+        tf->sepc += 4;
+        syscall_trap_lostwake((struct task *)tf);
+    }
+    trap_user(tf);
 }
 
 /* ---------------- the executing hart's pending set ---------------- */

@@ -25,5 +25,6 @@ program_table:
     program spin
     program ps
     program fault
+    program stress
     .section .rodata.prog_table, "a"
     .quad 0, 0, 0

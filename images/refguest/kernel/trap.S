@@ -5,10 +5,13 @@
 #define TF_KSP  264
 #define TF_KTP  272
 
-    .section .text
+    /* TRAP_ENTRY name, handler: save the task's registers, call handler(tf) on a fresh
+     * kernel stack. bug=lostwake points stvec at the second copy (offload.c), so the
+     * default entry is not one instruction longer. */
+    .macro TRAP_ENTRY name, handler
     .balign 4
-    .globl trap_entry
-trap_entry:
+    .globl \name
+\name:
     csrrw   sp, sscratch, sp       /* sp = trapframe, sscratch = user sp */
     beqz    sp, kernel_trap
     sd      x1, 8(sp)
@@ -23,8 +26,12 @@ trap_entry:
     mv      a0, sp
     ld      tp, TF_KTP(a0)
     ld      sp, TF_KSP(a0)         /* fresh kernel stack on every trap */
-    call    trap_user              /* never returns: ends in user_return or the idle loop */
+    call    \handler              /* never returns: ends in user_return or the idle loop */
 1:  j       1b
+    .endm
+
+    .section .text
+    TRAP_ENTRY trap_entry, trap_user
 
 kernel_trap:
     csrrw   sp, sscratch, sp       /* back to the kernel sp; sscratch = 0 again */
@@ -44,3 +51,5 @@ user_return:
     .endr
     ld      a0, 80(a0)
     sret
+
+    TRAP_ENTRY trap_entry_lostwake, trap_user_lostwake
