@@ -374,6 +374,13 @@ class Machine(RecordReplay):
             "harts": per_hart,
         }
 
+    def host_wants_out(self) -> bool:
+        """A host signal arrived or --timeout has passed: what ends a run even while a debugger
+        holds it halted (the stub asks between its waits)."""
+        if self.signals.received is not None:
+            return True
+        return self.opts.timeout is not None and time.monotonic() - self._host_start >= self.opts.timeout
+
     def request_exit(self, code: int, reason: str) -> None:
         if self.exit_code is None:
             self.exit_code = code

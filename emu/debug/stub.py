@@ -35,6 +35,11 @@ def parse_address(spec: str) -> tuple[str, int]:
     except ValueError:
         raise EmuError(f"--gdb {spec!r}: use [HOST]:PORT, e.g. :1234") from None
 
+# While halted, the stub wakes this often to let a signal (SIGTERM, Ctrl-C) or --timeout end the
+# run: Python retries a select() a signal interrupted (PEP 475), so without a timeout a halted
+# machine whose debugger had gone away ignored SIGTERM.
+HALTED_WAKE_S = 0.25
+
 
 @dataclass
 class StopInfo:
@@ -118,6 +123,8 @@ class GdbStub:
             if ready:
                 self._receive(self.conn.recv(4096))
         while self.stop is not None and self.m.exit_code is None:
+            if self.m.host_wants_out():
+                return  # a signal or --timeout: the machine ends the run, halted or not
             if self._pending_report:  # e.g. a breakpoint hit while stepping off another one
                 self._pending_report = False
                 self.report_stop()
@@ -126,9 +133,11 @@ class GdbStub:
                 if not self.wait_for_client:
                     self.stop = None  # nobody to report to: run on
                     return
-                self._accept(block=True)
+                ready, _, _ = select.select([self.listener], [], [], HALTED_WAKE_S)
+                if ready:
+                    self._accept(block=True)
                 continue
-            ready, _, _ = select.select([self.conn, self.listener], [], [])
+            ready, _, _ = select.select([self.conn, self.listener], [], [], HALTED_WAKE_S)
             if self.listener in ready:
                 self._accept(block=False)  # refuses a second client
             if self.conn not in ready:

@@ -156,3 +156,20 @@ def test_bad_packets_unknown_packets_unmapped_memory_and_a_second_client(refgues
     emu.type(b"poweroff\n")
     code, _ = emu.finish()
     assert code == 0
+
+
+
+def test_timeout_and_signals_end_a_run_held_halted_by_a_silent_debugger(refguest_elf):
+    """--timeout bounds every run: a debugger that holds the machine halted and says nothing
+    does not keep it alive past it (nor would a signal: the halted stub's waits wake up to
+    let the run loop see either; Python retries a select() a signal interrupts)."""
+    from emu.errors import EXIT_TIMEOUT
+
+    emu = Emu(refguest_elf, "--gdb-wait", "--timeout", "2")
+    with socket.create_connection(("127.0.0.1", emu.port)) as s:
+        s.sendall(frame(b"?"))
+        reader = PacketReader()
+        while not any(kind == "packet" for kind, _ in reader.feed(s.recv(4096))):
+            pass
+        code, _ = emu.finish()  # the client is still connected, silent
+    assert code == EXIT_TIMEOUT
