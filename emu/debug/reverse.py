@@ -32,6 +32,7 @@ from emu.board import TIMEBASE_HZ
 from emu.debug.journal import InputJournal
 from emu.debug.plan import OutputGate, Plan, Segment
 from emu.debug.position import AFTER_STEP, BETWEEN_ROUNDS, Position
+from emu.debug.stub import WATCH_KINDS
 from emu.errors import EmuError
 from emu.snapshot import ForkSnapshots, SnapshotInfo
 
@@ -284,7 +285,7 @@ class ReverseDebugger:
                     self._restore(snap, Plan("goto", snap.ident, list(snap.key), plan.reply, extra, hart,
                                              points=plan.points))
                 # a watchpoint stops after the access (its pc is not exact inside the callback)
-                op = "hit" if extra.startswith(("watch", "rwatch", "awatch")) else "goto"
+                op = "hit" if extra.startswith(WATCH_KINDS) else "goto"
                 self._restore(snap, Plan(op, snap.ident, pos, plan.reply, extra, hart, points=plan.points))
             self._earlier(snap, plan)
         last = self._last_insn

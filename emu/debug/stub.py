@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from emu.smp.hart import Hart
 
 SIGTRAP, SIGINT = 5, 2
+WATCH_KINDS = ("watch:", "rwatch:", "awatch:")  # stop reasons of a watchpoint hit
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -308,7 +309,8 @@ class GdbStub:
                 self.m.run_only = None
                 return self._resume(None)
             if pkt.startswith("s"):
-                return self._step_and_report(self._stopped_thread())
+                return self._step_and_report(self.c_thread or self._stopped_thread(),
+                                             others=not self.c_thread and self.state.step_others)
             if pkt in ("bc", "bs"):
                 return self._reverse(pkt)
             if pkt.startswith("D"):
@@ -438,13 +440,15 @@ class GdbStub:
     def _watch_cb(self, kind: int):  # noqa: ANN202
         name = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
 
-        def on_access(address: int, _size: int, _value: int) -> None:
+        def on_access(address: int, size: int, _value: int) -> None:
             hart = self.cpu.current
             assert hart is not None
             if self._replaying:
                 assert self.reverse is not None
                 self.reverse.hit(hart, self.cpu.pc(), f"{name}:{address:x};")
                 return
+            if self.reverse is None or not self.reverse.stepping:  # (a step segment re-executes whole)
+                self.cpu.keep_before_access(hart, address, size, first=self.stop is None)
             self.halt(StopInfo(hart.id, SIGTRAP, f"{name}:{address:x};"))
         return on_access
 
@@ -460,42 +464,59 @@ class GdbStub:
 
     # -- execution control -------------------------------------------------------------------
     def _vcont(self, actions: str) -> str | None:
-        """`s:T` steps hart T; `c:T` without a default action runs only hart T (GDB's
-        software single-step and scheduler locking); a bare `c` runs every hart."""
+        """`s:T` steps hart T (with a default `c` and `monitor step-others on`, the
+        other harts one instruction each; without one - GDB stepping over a breakpoint,
+        scheduler locking - they stay put); `c:T` without a default action runs only
+        hart T (GDB's software single-step and scheduler locking); a bare `c` runs every
+        hart."""
         only: set[int] = set()
         run_all = False
+        step: int | None = None
         for action in actions.split(";"):
             op, _, tid = action.partition(":")
             if not op:
                 continue
-            if op[0] in "sS":
-                return self._step_and_report(int(tid, 16) if tid and tid != "-1" else self._stopped_thread())
-            if op[0] in "cC":
+            if op[0] in "sS" and step is None:
+                step = int(tid, 16) if tid and tid != "-1" else self._stopped_thread()
+            elif op[0] in "cC":
                 if tid and tid != "-1":
                     only.add(int(tid, 16) - 1)
                 else:
                     run_all = True
+        if step is not None:
+            return self._step_and_report(step, others=run_all and self.state.step_others)
         self.m.run_only = None if run_all or not only else only
         return self._resume(None)
 
-    def _step_and_report(self, tid: int) -> str | None:
+    def _step_and_report(self, tid: int, others: bool = False) -> str | None:
+        """One instruction of hart `tid` (and one of every other hart with `monitor
+        step-others on`).  What the step ran into is the stop's reason: a watchpoint that
+        its instruction (or another hart's) triggered, or a breakpoint or `break-on` event
+        another hart reached; the stepped hart reaching a breakpoint on its next
+        instruction is just the end of the step.  (GDB steps over a breakpoint this way:
+        a store under the breakpoint to a watched address is a watchpoint hit.)"""
         hart = self._hart(tid)
         rev = self.reverse
         if rev is not None and rev.on_resume("step", hart.id):
             return None  # a restored copy that has answered already
+        self.stop = None  # halt() keeps the step's first hit
         if rev is not None:
             rev.stepping = True
         try:
-            self.m.step_hart(hart, others=self.state.step_others)
+            self.m.step_hart(hart, others=others)
         finally:
             if rev is not None:
                 rev.stepping = False
+        hit, self._pending_report = self.stop, False  # reported here, not by poll()
+        self.cpu.rewind()
         if rev is not None:
             if rev.plan is not None:
                 rev.after_step(hart)  # a re-executed step: the plan answers (or goes on elsewhere)
                 return None
             rev.stepped(hart)
-        self.stop = StopInfo(hart.id, SIGTRAP)
+        if hit is None or hit.hart == hart.id and not hit.extra.startswith(WATCH_KINDS):
+            hit = StopInfo(hart.id, SIGTRAP)
+        self.stop = hit
         return self._stop_reply()
 
     def _resume(self, _tid: int | None) -> None:
@@ -512,8 +533,7 @@ class GdbStub:
         """A continue from a stop at a hooked instruction first executes that instruction
         outside the rounds (prepare_resume): that step is a segment of its own, so that a
         re-execution can tell it from the rounds after it."""
-        suppress = self.cpu._suppress  # as Machine.prepare_resume: will it step first?
-        if suppress is not None and suppress[0] is hart:
+        if self.m.steps_first(hart):
             if rev.on_resume("step", hart.id):
                 return None  # a restored copy that has answered already
             self.stop = None
@@ -535,6 +555,7 @@ class GdbStub:
 
     def report_stop(self) -> None:
         """Tell GDB why the machine stopped (after a continue)."""
+        self.cpu.rewind()  # a watchpoint stop where GDB expects it before the access
         if self.reverse is not None:
             if self.reverse.plan is not None:
                 self.reverse.reached()  # a re-execution's target: it answers (or goes on elsewhere)

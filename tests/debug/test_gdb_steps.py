@@ -1,0 +1,235 @@
+"""What a debugger step runs into (issues 18 and 20), against Debian's gdb-multiarch on small
+two-hart guests, riscv64 and x86_64:
+
+- GDB resumes from a breakpoint by stepping the instruction under it (breakpoint removed):
+  when that instruction stores to a watched address, the stop is the watchpoint's;
+- with `monitor step-others on`, a `stepi` that resumes the other threads steps every
+  hart: a store by another hart is that hart's watchpoint hit;
+- a continue of one thread (scheduler locking) leaves the others where they are, also the
+  one that stopped at a breakpoint;
+- a watchpoint set once the code that stores has run (and been translated) fires;
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import emu_cmd
+from tests.cpu.x86_64.x86guest import build as build_x86
+from tests.cpu.x86_64.x86guest import needs_x86
+from tests.guest import build as build_riscv
+from tests.guest import needs_binutils
+
+GDB = shutil.which("gdb-multiarch")
+pytestmark = pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")
+
+HSM, IPI = 0x48534D, 0x735049
+
+# hart 0 stores 1 then 2 to `flag`; hart 1 stores 5 to `flag1`; then both spin
+RISCV_STORES = f"""
+main:
+    bnez a0, hart1
+    li a0, 1
+    la a1, _start
+    li a2, 0
+    SBI {HSM}, 0
+    la t0, flag
+    li t1, 1
+    .globl store
+store:
+    sd t1, 0(t0)
+    .globl store2
+store2:
+    li t1, 2
+    sd t1, 0(t0)
+    .globl h0_loop
+h0_loop:
+    nop
+    j h0_loop
+hart1:
+    la t0, flag1
+    li t1, 5
+    .globl h1_store
+h1_store:
+    sd t1, 0(t0)
+    .globl h1_loop
+h1_loop:
+    nop
+    j h1_loop
+    .data
+    .globl flag
+flag: .dword 0
+    .globl flag1
+flag1: .dword 0
+    .text
+"""
+
+X86_STORES = """
+main:
+    mov rbx, 0xFEE00000
+    mov dword ptr [rbx + 0x310], 1 << 24
+    mov dword ptr [rbx + 0x300], 0x4500     # INIT, SIPI: start CPU 1
+    mov dword ptr [rbx + 0x310], 1 << 24
+    mov dword ptr [rbx + 0x300], 0x4608
+    .globl store
+store:
+    mov qword ptr [rip + flag], 1
+    .globl store2
+store2:
+    mov qword ptr [rip + flag], 2
+    .globl h0_loop
+h0_loop:
+    nop
+    jmp h0_loop
+ap_main:
+    mov r12, 5
+    .globl h1_store
+h1_store:
+    mov qword ptr [rip + flag1], r12
+    .globl h1_loop
+h1_loop:
+    nop
+    jmp h1_loop
+    .data
+    .globl flag
+flag: .quad 0
+    .globl flag1
+flag1: .quad 0
+"""
+
+# one hart counts in `flag`
+RISCV_LOOP = """
+main:
+    la t0, flag
+    li t1, 0
+    .globl loop
+loop:
+    addi t1, t1, 1
+    sd t1, 0(t0)
+    .globl back
+back:
+    j loop
+    .data
+    .globl flag
+flag: .dword 0
+    .text
+"""
+
+# hart 1 enables its software interrupt, says it is ready and waits in WFI; hart 0 sends
+# it an IPI and counts in s0.  Hart 1's next turn starts in the trap handler (`trap`): its
+# previous instruction (the WFI) lies rounds before hart 0's last one.
+RISCV_WAKE = f"""
+main:
+    bnez a0, hart1
+    li a0, 1
+    la a1, _start
+    li a2, 0
+    SBI {HSM}, 0
+    la t0, ready
+1:  ld t1, 0(t0)
+    beqz t1, 1b
+    li a0, 2
+    li a1, 0
+    SBI {IPI}, 0
+    li s0, 0
+    .globl h0_loop
+h0_loop:
+    addi s0, s0, 1
+    .globl h0_jump
+h0_jump:
+    j h0_loop
+hart1:
+    li t0, 2
+    csrs sie, t0
+    csrsi sstatus, 2
+    la t0, ready
+    li t1, 1
+    sd t1, 0(t0)
+1:  wfi
+    j 1b
+    .data
+ready: .dword 0
+    .text
+"""
+
+
+def debug(elf: Path, arch: str, commands: list[str], *extra: str) -> str:
+    """Run `elf` on two harts under the stub (halted before the first instruction), drive
+    it with a gdb batch, kill it; gdb's output."""
+    proc = subprocess.Popen(emu_cmd("run", "--arch", arch, "--smp", "2", "--kernel", str(elf), "--timeout", "120",
+                                    "--gdb", "127.0.0.1:0", "--gdb-wait", *extra),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline().decode())
+        assert m
+        gdb_arch = "riscv:rv64" if arch == "riscv64" else "i386:x86-64"
+        args = [GDB, "-q", "-nx", "-batch", "-ex", f"set architecture {gdb_arch}", "-ex", "set confirm off",
+                "-ex", f"target remote 127.0.0.1:{m.group(1)}"]
+        for c in [*commands, "kill"]:
+            args += ["-ex", c]
+        res = subprocess.run([*args, str(elf)], capture_output=True, text=True, timeout=90)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    return res.stdout + res.stderr
+
+
+def _where(out: str) -> list[str]:
+    """The symbols `info symbol $pc` printed, in order."""
+    return re.findall(r"^(\w+(?: \+ \d+)?) in section \.text", out, re.M)
+
+
+@pytest.mark.parametrize("arch", [pytest.param("riscv64", marks=needs_binutils), pytest.param("x86_64", marks=needs_x86)])
+def test_a_store_under_a_breakpoint_is_a_watchpoint_hit(arch, tmp_path):
+    elf = build_riscv(RISCV_STORES, tmp_path) if arch == "riscv64" else build_x86(X86_STORES, tmp_path)
+    out = debug(elf, arch, ["break store", "continue", "watch *(long *)&flag", "echo @@\\n", "continue",
+                            "info symbol $pc", "continue", "info symbol $pc"])
+    assert "Thread 1 hit Breakpoint 1" in out, out
+    first, second = out.split("@@", 1)[1].split("in section", 1)
+    assert "Thread 1 hit Hardware watchpoint 2" in first and "Old value = 0\nNew value = 1" in first, out
+    assert "Thread 1 hit Hardware watchpoint 2" in second and "Old value = 1\nNew value = 2" in second, out
+    assert _where(out) == ["store2", "h0_loop"], out  # right after each storing instruction
+
+
+@needs_x86
+def test_a_store_by_another_hart_during_a_step_is_its_watchpoint_hit(tmp_path):
+    """x86_64: GDB steps with `vCont;s:1;c` (riscv single-steps with a breakpoint and a
+    continue: the rounds, where a watchpoint is any hart's)."""
+    elf = build_x86(X86_STORES, tmp_path)
+    out = debug(elf, "x86_64", ["break h1_store", "continue", "delete", "thread 1", "monitor step-others on",
+                                "watch *(long *)&flag1", "echo @@\\n", "stepi", "info threads"])
+    assert "Thread 2 hit Breakpoint 1" in out, out
+    after = out.split("@@", 1)[1]
+    assert "Thread 2 hit Hardware watchpoint 2" in after and "Old value = 0\nNew value = 5" in after, out
+    assert re.search(r"\* 2\s+Thread 2 .* in h1_loop", after), out
+
+
+@needs_binutils
+def test_a_watchpoint_set_after_the_code_ran_fires(tmp_path):
+    """With reverse debugging the engine's exact stops are on from the start: adding a
+    watchpoint changes nothing else, and the loop's store, translated without memory
+    callbacks, must be translated again."""
+    elf = build_riscv(RISCV_LOOP, tmp_path)
+    out = debug(elf, "riscv64", ["break back", "continue", "continue", "delete", "watch *(long *)&flag", "continue",
+                                 "info symbol $pc"], "--snapshot-every", "1")
+    assert "Old value = 2\nNew value = 3" in out, out
+    assert _where(out) == ["back"], out
+
+
+@needs_binutils
+def test_a_continue_of_one_thread_leaves_the_thread_stopped_at_a_breakpoint(tmp_path):
+    """GDB's scheduler locking continues thread 1 alone: thread 2, stopped at a
+    breakpoint, must not execute the instruction there (it would store to flag1)."""
+    elf = build_riscv(RISCV_STORES, tmp_path)
+    out = debug(elf, "riscv64", ["break h1_store", "continue", "delete", "break h0_loop",
+                                 "set scheduler-locking on", "thread 1", "continue", "echo @@\\n", "info threads",
+                                 "p *(long *)&flag1"])
+    assert "Thread 1 hit Breakpoint 2" in out, out
+    after = out.split("@@", 1)[1]
+    assert re.search(r"\n  2\s+Thread 2 .* in h1_store", after), out
+    assert re.search(r"\$\d+ = 0\n", after), out
