@@ -70,6 +70,7 @@ class ReverseDebugger:
         self.turns: list[tuple[int, int]] = []  # rstep: (round, hart) turns seen
         self._pin = False
         self.stepping = False  # a debugger single step runs (outside the rounds)
+        self.origin: Position | None = None  # where GDB stopped, before its reverse step-over
         m.cpu.engine.set_exact_stops(True)  # the same translation in every pass
         prev = m.scheduler.after_switch_in
 
@@ -126,6 +127,7 @@ class ReverseDebugger:
         """A resume starts segment seg+1 with a snapshot.  True: this process was restored
         with a plan that has already answered GDB (do not resume)."""
         self.settle()
+        self.origin = None
         if self.journal is not None:
             self.journal.on_resume()
         self.seg += 1
@@ -174,6 +176,7 @@ class ReverseDebugger:
             self.journal.begin(plan.journal, plan.pending_input)
         if plan.gdb_threads:
             self.stub.g_thread, self.stub.c_thread = plan.gdb_threads
+        self.origin = Position.of(plan.origin) if plan.origin else None
         self.stub.set_points(plan.points)
         self.hits.clear()
         self.turns.clear()
@@ -348,6 +351,7 @@ class ReverseDebugger:
         self._disarm()
         self.here = self.position(None)
         self.plan = None
+        self.origin = None
         self.m.input_held = False
         if self.journal is not None:
             self.journal.finish()
@@ -370,17 +374,39 @@ class ReverseDebugger:
         cands = [s for s in self.usable() if Position.of(s.key) <= pos]
         return cands[-1] if cands and cands[-1].key[0] == pos.seg else None
 
-    def reverse_continue(self, thread: int) -> str | None:
+    def reverse_continue(self, thread: int, every: bool = False) -> str | None:
         self.settle()
-        return self._start("scan", self.here, thread, "stop")
+        start = self._gdb_stop(every)
+        self.origin = None
+        return self._start("scan", start, thread, "stop")
 
-    def reverse_step(self, hart: int, thread: int) -> str | None:
+    def reverse_step(self, hart: int, thread: int, every: bool = False, step_over: bool = False) -> str | None:
+        """Hart `hart`'s previous instruction: the machine goes to the position just
+        before it, every other hart with it (emu/debug/position.py).  `every`: GDB
+        resumes every thread; `step_over`: it names the thread that stopped, which is
+        how it first steps that thread back over its breakpoint (origin: _gdb_stop)."""
         self.settle()
-        return self._start("rstep", self.here, thread, "stop", hart=hart)
+        start = self._gdb_stop(every)
+        self.origin = self.here if step_over else None  # carried to the process that answers
+        answer = self._start("rstep", start, thread, "stop", hart=hart)
+        self.origin = None  # (a refusal: nothing moved)
+        return answer
+
+    def _gdb_stop(self, every: bool) -> Position:
+        """Where a request that resumes every thread goes back from: where GDB stopped.
+        Before it, GDB may have stepped the thread that stopped at a breakpoint back over
+        it; that went back one instruction of that thread, which may lie rounds before
+        the selected thread's last one: the request goes back from the origin, not from
+        there.  (The origin is forgotten when GDB's command ends: qfThreadInfo.)"""
+        origin = self.origin
+        if every and origin is not None and origin.seg == self.here.seg and origin > self.here:
+            return origin
+        return self.here
 
     def goto(self, text: str, thread: int) -> str | None:
         self.settle()
         target = Position.parse(text)
+        self.origin = None
         if target == self.here:
             return f"already at {target.text()}"
         if target.seg > self.here.seg:
@@ -416,6 +442,7 @@ class ReverseDebugger:
         if self.journal is not None:
             body.update(self.journal.plan_fields())
         body["gdb_threads"] = [self.stub.g_thread, self.stub.c_thread]  # GDB will not select them again
+        body["origin"] = self.origin.as_list() if self.origin is not None else None
         self.snaps.restore(snap, body)
 
     def when(self) -> str:

@@ -252,6 +252,8 @@ class GdbStub:
             if pkt.startswith("qXfer:features:read:"):
                 return self._xfer(pkt)
             if pkt in ("qfThreadInfo",):
+                if self.reverse is not None:
+                    self.reverse.origin = None  # GDB's command has stopped for good
                 return "m" + ",".join(f"{h.id + 1:x}" for h in self._threads())
             if pkt == "qsThreadInfo":
                 return "l"
@@ -568,10 +570,12 @@ class GdbStub:
         if self.reverse is None:
             return "E.reverse execution needs emu run --snapshot-every MS"
         hart = self.stop.hart if self.stop else 0
+        every = not self.c_thread  # Hc0/-1: GDB resumes every thread (its default)
         if pkt == "bc":
-            return self.reverse.reverse_continue(hart)
-        tid = self.c_thread or self.g_thread  # GDB resumes "all" (Hc-1): the thread it looks at
-        return self.reverse.reverse_step(tid - 1, tid - 1)
+            return self.reverse.reverse_continue(hart, every)
+        tid = self.c_thread or self.g_thread  # resuming every thread, GDB steps the one it looks at
+        step_over = not every and tid - 1 == hart  # maybe GDB stepping it back over its breakpoint
+        return self.reverse.reverse_step(tid - 1, tid - 1, every, step_over)
 
     def halt_for_plan(self, hart: int) -> None:
         """A re-execution reached its target on `hart` (from the per-instruction hook)."""

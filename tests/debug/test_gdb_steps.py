@@ -8,6 +8,8 @@ two-hart guests, riscv64 and x86_64:
 - a continue of one thread (scheduler locking) leaves the others where they are, also the
   one that stopped at a breakpoint;
 - a watchpoint set once the code that stores has run (and been translated) fires;
+- `reverse-stepi` with GDB's defaults (every thread resumes) goes back one instruction of
+  the selected thread, even when GDB first steps another thread back over its breakpoint.
 """
 from __future__ import annotations
 
@@ -233,3 +235,48 @@ def test_a_continue_of_one_thread_leaves_the_thread_stopped_at_a_breakpoint(tmp_
     after = out.split("@@", 1)[1]
     assert re.search(r"\n  2\s+Thread 2 .* in h1_store", after), out
     assert re.search(r"\$\d+ = 0\n", after), out
+
+
+@needs_binutils
+def test_reverse_stepi_with_gdb_defaults_steps_the_selected_thread_back_one_instruction(tmp_path):
+    """Hart 1 stops at the first instruction of its turn; the selected thread 1 goes back
+    one of its instructions, in the same round (GDB first steps thread 2 back over its
+    breakpoint: to its WFI, rounds earlier), and a stepi comes back to the same state."""
+    elf = build_riscv(RISCV_WAKE, tmp_path)
+    out = debug(elf, "riscv64", ["break trap", "continue", "monitor when", "thread 1", "echo @@\\n",
+                                 "info symbol $pc", "p $s0", "reverse-stepi", "monitor when", "info symbol $pc",
+                                 "p $s0", "stepi", "info symbol $pc", "p $s0"], "--snapshot-every", "1")
+    assert "Thread 2 hit Breakpoint 1" in out, out
+    stop, back = re.findall(r"position (\d+):(\d+):(\d+):", out)
+    assert back[:2] == stop[:2] and back[2] == "0", out  # hart 0, in the round hart 1 stopped in
+    where = _where(out.split("@@", 1)[1])
+    counts = re.findall(r"\$\d+ = \(void \*\) (0x[0-9a-f]+)", out)
+    assert where == ["h0_loop", "h0_jump", "h0_loop"], out  # the jump back to the loop's addi
+    assert counts[0] == counts[1] == counts[2] and int(counts[0], 16) > 0, out
+
+
+@needs_binutils
+def test_reverse_continue_with_gdb_defaults_after_a_step_over(tmp_path):
+    """The same stop; reverse-continue to a breakpoint on thread 1's loop finds its last
+    pass there, in the round hart 1 stopped in (not one before hart 1's WFI, where GDB's
+    step-over of thread 2 took the machine first)."""
+    elf = build_riscv(RISCV_WAKE, tmp_path)
+    out = debug(elf, "riscv64", ["break trap", "continue", "monitor when", "thread 1", "break h0_jump",
+                                 "reverse-continue", "monitor when"], "--snapshot-every", "1")
+    stop, found = re.findall(r"position (\d+):(\d+):(\d+):", out)
+    assert "Thread 1 hit Breakpoint 2, 0x" in out and " in h0_jump" in out, out
+    assert found[:2] == stop[:2] and found[2] == "0", out
+
+
+@needs_binutils
+def test_reverse_stepi_on_the_thread_that_stopped_goes_back_every_time(tmp_path):
+    """GDB steps the thread at the breakpoint back with its own step-over: each
+    reverse-stepi goes one instruction further back (hart 1: the WFI's return, the WFI)."""
+    elf = build_riscv(RISCV_WAKE, tmp_path)
+    out = debug(elf, "riscv64", ["break trap", "continue", "monitor when", "reverse-stepi", "monitor when",
+                                 "reverse-stepi", "monitor when"], "--snapshot-every", "1")
+    from emu.debug.position import Position
+
+    stop, first, second = (Position.parse(p) for p in re.findall(r"position (\S+) \(", out))
+    assert second < first < stop and first.hart == second.hart == 1, out
+    assert first.pc == second.pc + 4, out  # the WFI, then the instruction before it
