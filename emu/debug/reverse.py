@@ -66,6 +66,8 @@ class ReverseDebugger:
         self._armed: tuple[int, int] | None = None  # (round, hart) being executed per instruction
         self._last_insn: Position | None = None
         self._cur: Position | None = None  # the instruction the per-instruction hook saw last
+        self._seen = 0  # hit: the plan's watchpoint hits in its block so far
+        self._access: Position | None = None  # hit: the accessing instruction, exactly
         self.hits: list[tuple[list[int], str, int]] = []  # scan: (position, stop reason, hart)
         self.turns: list[tuple[int, int]] = []  # rstep: (round, hart) turns seen
         self._pin = False
@@ -181,6 +183,7 @@ class ReverseDebugger:
         self.hits.clear()
         self.turns.clear()
         self._last_insn = None
+        self._seen, self._access = 0, None
         if Position.of(plan.end) == Position.of(self._snap(plan.snap).key):
             self.reached()  # nothing to execute (a goto ends here; the others restore)
             return True
@@ -210,12 +213,15 @@ class ReverseDebugger:
             self.hits.append((pos.as_list(), extra, hart.id))
         elif plan.op == "hit" and extra == plan.extra:
             end = Position.of(plan.end)
-            if (pos.round, pos.hart, pos.bytes) == (end.round, end.hart, end.bytes) and self.here != end:
-                # stop after the accessing instruction, as a forward watchpoint stop does
-                # (the engine stops at the next instruction boundary; settle() reads the pc)
-                self.here = Position(pos.seg, pos.round, pos.hart, pos.bytes, 0, 0)
-                self.stub.halt_for_plan(hart.id)
-                return True
+            if (pos.round, pos.hart, pos.bytes) == (end.round, end.hart, end.bytes):
+                self._seen += 1  # the pc is not exact in a memory callback: count hits in the block
+                if self._seen - 1 == plan.nth:
+                    # stop after the accessing instruction (the engine stops at the next
+                    # instruction boundary; settle() reads the pc); `_cur`: exact, armed
+                    self._access = self._cur
+                    self.here = Position(pos.seg, pos.round, pos.hart, pos.bytes, 0, 0)
+                    self.stub.halt_for_plan(hart.id)
+                    return True
         return False
 
     def _turn(self, hart: "Hart") -> None:
@@ -229,7 +235,7 @@ class ReverseDebugger:
         if plan.op == "rstep":
             self.turns.append(here)
         end = Position.of(plan.end)
-        if (end.seg, end.round, end.hart) == (self.seg, *here) and plan.op != "hit" or (plan.turn is not None and list(here) == plan.turn):
+        if (end.seg, end.round, end.hart) == (self.seg, *here) or (plan.turn is not None and list(here) == plan.turn):
             self._arm(here)
 
     def _arm(self, turn: tuple[int, int]) -> None:
@@ -254,7 +260,7 @@ class ReverseDebugger:
         pos = self.position(hart, address)
         self._cur = pos
         end = Position.of(plan.end)
-        if (pos.hart, pos.round) == (end.hart, end.round) and (
+        if plan.op != "hit" and (pos.hart, pos.round) == (end.hart, end.round) and (
                 (not end.after and address == end.pc and pos.bytes >= end.bytes)
                 or (end.after and (pos.bytes, pos.pc) > (end.bytes, end.pc))):
             self.m.cpu.set_pc(address)
@@ -271,6 +277,13 @@ class ReverseDebugger:
         assert plan is not None
         self._disarm()
         end = Position.of(plan.end)
+        if plan.op == "hit" and not self.m.cpu.watch_stops_before and self._access is not None:
+            # gdb (x86) expects the stop before the accessing instruction going backwards
+            # (it does not step back over it): there, exactly, in one more pass
+            snap = self._snap(plan.snap)
+            access = self._access
+            self._restore(snap, Plan("goto", snap.ident, access.as_list(), plan.reply, plan.extra, plan.thread,
+                                     points=plan.points))
         if plan.op in ("goto", "hit"):
             self._finish(end, plan)
             return
@@ -287,9 +300,11 @@ class ReverseDebugger:
                 if in_step:  # the step's instruction did it: before the step
                     self._restore(snap, Plan("goto", snap.ident, list(snap.key), plan.reply, extra, hart,
                                              points=plan.points))
-                # a watchpoint stops after the access (its pc is not exact inside the callback)
+                # a watchpoint: its hit, counted in its block (the pc is not exact in a callback)
                 op = "hit" if extra.startswith(WATCH_KINDS) else "goto"
-                self._restore(snap, Plan(op, snap.ident, pos, plan.reply, extra, hart, points=plan.points))
+                at = max(i for i, h in enumerate(self.hits) if h is found[-1])
+                nth = sum(1 for h in self.hits[:at] if h[1] == extra and h[0][1:4] == pos[1:4])
+                self._restore(snap, Plan(op, snap.ident, pos, plan.reply, extra, hart, points=plan.points, nth=nth))
             self._earlier(snap, plan)
         last = self._last_insn
         if last is not None and last < before:

@@ -7,6 +7,7 @@ two-hart guests, riscv64 and x86_64:
   hart: a store by another hart is that hart's watchpoint hit;
 - a continue of one thread (scheduler locking) leaves the others where they are, also the
   one that stopped at a breakpoint;
+- going backwards, a watchpoint stops at the storing instruction, the store undone;
 - a watchpoint set once the code that stores has run (and been translated) fires;
 - `reverse-stepi` with GDB's defaults (every thread resumes) goes back one instruction of
   the selected thread, even when GDB first steps another thread back over its breakpoint.
@@ -82,6 +83,7 @@ store:
     mov qword ptr [rip + flag], 1
     .globl store2
 store2:
+    nop
     mov qword ptr [rip + flag], 2
     .globl h0_loop
 h0_loop:
@@ -186,7 +188,10 @@ def _where(out: str) -> list[str]:
     return re.findall(r"^(\w+(?: \+ \d+)?) in section \.text", out, re.M)
 
 
-@pytest.mark.parametrize("arch", [pytest.param("riscv64", marks=needs_binutils), pytest.param("x86_64", marks=needs_x86)])
+BOTH = [pytest.param("riscv64", marks=needs_binutils), pytest.param("x86_64", marks=needs_x86)]
+
+
+@pytest.mark.parametrize("arch", BOTH)
 def test_a_store_under_a_breakpoint_is_a_watchpoint_hit(arch, tmp_path):
     elf = build_riscv(RISCV_STORES, tmp_path) if arch == "riscv64" else build_x86(X86_STORES, tmp_path)
     out = debug(elf, arch, ["break store", "continue", "watch *(long *)&flag", "echo @@\\n", "continue",
@@ -196,6 +201,22 @@ def test_a_store_under_a_breakpoint_is_a_watchpoint_hit(arch, tmp_path):
     assert "Thread 1 hit Hardware watchpoint 2" in first and "Old value = 0\nNew value = 1" in first, out
     assert "Thread 1 hit Hardware watchpoint 2" in second and "Old value = 1\nNew value = 2" in second, out
     assert _where(out) == ["store2", "h0_loop"], out  # right after each storing instruction
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_reverse_continue_stops_at_each_store_before_it_wrote(arch, tmp_path):
+    """Backwards, a watchpoint stops at the storing instruction with the store undone
+    (riscv: the stub stops after it and gdb steps back over it; x86: the stub stops
+    before it), so each reverse-continue reaches the store before, and forward again the
+    first store is hit once more."""
+    elf = build_riscv(RISCV_STORES, tmp_path) if arch == "riscv64" else build_x86(X86_STORES, tmp_path)
+    second = "store2 + 4" if arch == "riscv64" else "store2 + 1"
+    out = debug(elf, arch, ["break h0_loop", "continue", "watch *(long *)&flag", "echo @@\\n", "reverse-continue",
+                            "info symbol $pc", "reverse-continue", "info symbol $pc", "continue", "info symbol $pc"],
+                "--snapshot-every", "1")
+    after = out.split("@@", 1)[1]
+    assert re.findall(r"Old value = (\d+)\nNew value = (\d+)", after) == [("2", "1"), ("1", "0"), ("0", "1")], out
+    assert _where(after) == [second, "store", "store2"], out
 
 
 @needs_x86
