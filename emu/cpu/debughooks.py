@@ -20,8 +20,8 @@ class Rewind:
     """What a watched access's instruction changes, kept to put its hart back before it."""
 
     hart: "Hart"
-    pc: int  # the accessing instruction
-    context: Any  # the hart's registers before it (a Unicorn context)
+    near: int  # the pc in the callback: the accessing instruction or one before it
+    context: Any  # the hart's registers before the instruction (a Unicorn context)
     memory: list[tuple[int, bytes]] = field(default_factory=list)  # (paddr, bytes before)
     device: bool = False  # it accessed a device: that cannot be undone
 
@@ -37,9 +37,6 @@ class DebugHooks:
     _suppress: "tuple[Hart, int] | None" = None
     _code_hooks: "dict[int, int] | None" = None  # handle -> address
     _rewind: Rewind | None = None
-    # Where GDB expects a watchpoint stop: before the accessing instruction, which it then
-    # steps over itself (its have_nonsteppable_watchpoint: riscv), or after it (x86).
-    watch_stops_before = False
 
     def run(self, hart: "Hart", budget: int) -> str: ...  # noqa: D102 - the adapter's
 
@@ -111,14 +108,13 @@ class DebugHooks:
         the machine): where GDB expects the stop before the accessing instruction, keep
         what that instruction changes, so that rewind() can undo it once it is done (the
         engine stops only after it: emu.patch's exact stops)."""
-        if not self.watch_stops_before:
+        if not self.gdb.watch_stops_before:
             return
-        pc = self.pc()  # exact in a memory callback: the accessing instruction
-        if first:
-            self._rewind = Rewind(hart, pc, self.uc.context_save())
+        if first:  # registers are written back before a load or store; the pc is not
+            self._rewind = Rewind(hart, self.pc(), self.uc.context_save())
         rewind = self._rewind
-        if rewind is None or rewind.hart is not hart or rewind.pc != pc:
-            return  # another instruction's access, after the stop was asked for
+        if rewind is None or rewind.hart is not hart:
+            return
         paddr = self.virt_to_phys(vaddr, self.gdb.translation())
         before = None if paddr is None else self.read_phys(paddr, size)
         if before is None:
@@ -133,11 +129,17 @@ class DebugHooks:
         rewind, self._rewind = self._rewind, None
         if rewind is None or rewind.device:
             return None
+        with self.inspect(rewind.hart):
+            # the engine stopped right after the accessing instruction, which is no branch:
+            # it is the one that ends here (the callback's pc may be its block's start)
+            pc = self.gdb.insn_ending_at(self.pc(), rewind.near)
+        if pc is None:
+            return None  # (an interrupt was taken at the stop): reported after the access
         for paddr, before in reversed(rewind.memory):
             self.uc.mem_write(paddr, before)  # through Unicorn: code on the page is retranslated
         with self.inspect(rewind.hart, write=True):
             self.uc.context_restore(rewind.context)
-            self.set_pc(rewind.pc)
+            self.set_pc(pc)
         return rewind.hart
 
     def suppress_hooks_at(self, hart: "Hart", pc: int) -> None:

@@ -277,7 +277,7 @@ class ReverseDebugger:
         assert plan is not None
         self._disarm()
         end = Position.of(plan.end)
-        if plan.op == "hit" and not self.m.cpu.watch_stops_before and self._access is not None:
+        if plan.op == "hit" and not self.m.cpu.gdb.watch_stops_before and self._access is not None:
             # gdb (x86) expects the stop before the accessing instruction going backwards
             # (it does not step back over it): there, exactly, in one more pass
             snap = self._snap(plan.snap)

@@ -84,7 +84,6 @@ class RiscvCpu(DebugHooks):
     """One Unicorn instance, its RAM, MMIO regions and the harts' contexts (hooks on
     addresses, steps and inspection: DebugHooks)."""
 
-    watch_stops_before = True  # GDB's riscv target has non-steppable watchpoints
     IRQ_TIMER = csr.MIP_STIP  # the interrupt lines the scheduler raises, as mip bits
     IRQ_SOFT = csr.MIP_SSIP
     IRQ_EXTERNAL = csr.MIP_SEIP
