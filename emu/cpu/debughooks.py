@@ -83,7 +83,8 @@ class DebugHooks:
         return addr in (self._code_hooks or {}).values()
 
     def add_mem_watch(self, addr: int, size: int, kind: int, fn: Callable[[int, int, int], None]) -> int:
-        """Call fn(address, size, value) on a guest access to [addr, addr + size).
+        """Call fn(paddr, size, value) on a guest access to physical [addr, addr + size)
+        (Unicorn matches memory hooks against physical addresses).
 
         Kinds as GDB numbers them: 2 write, 3 read, 4 access.
         """
@@ -103,7 +104,7 @@ class DebugHooks:
         if self._code_hooks is not None:
             self._code_hooks.pop(handle, None)
 
-    def keep_before_access(self, hart: "Hart", vaddr: int, size: int, first: bool) -> None:
+    def keep_before_access(self, hart: "Hart", paddr: int, size: int, first: bool) -> None:
         """From a watchpoint's callback, before the access (`first`: the one that stops
         the machine): where GDB expects the stop before the accessing instruction, keep
         what that instruction changes, so that rewind() can undo it once it is done (the
@@ -115,12 +116,11 @@ class DebugHooks:
         rewind = self._rewind
         if rewind is None or rewind.hart is not hart:
             return
-        paddr = self.virt_to_phys(vaddr, self.gdb.translation())
-        before = None if paddr is None else self.read_phys(paddr, size)
+        before = self.read_phys(paddr, size)
         if before is None:
             rewind.device = True
         else:
-            rewind.memory.append((paddr, before))  # type: ignore[arg-type]
+            rewind.memory.append((paddr, before))
 
     def rewind(self) -> "Hart | None":
         """Between rounds after a watchpoint stop: put the hart back before the accessing

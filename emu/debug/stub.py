@@ -47,7 +47,7 @@ class StopInfo:
 @dataclass
 class DebugState:
     breakpoints: dict[int, int] = field(default_factory=dict)  # addr -> hook
-    watchpoints: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (type, addr, len) -> hook
+    watchpoints: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)  # (type, addr, len) -> hooks
     break_on: set[str] = field(default_factory=set)
     step_others: bool = False
     phys: bool = False
@@ -423,10 +423,29 @@ class GdbStub:
             return "OK"
         key = (kind, addr, length)
         if insert and key not in st.watchpoints:
-            st.watchpoints[key] = self.cpu.add_mem_watch(addr, length, kind, self._watch_cb(kind))
+            ranges = self._physical(addr, length)
+            if ranges is None:
+                return "E14"  # not mapped now: GDB says it cannot insert the watchpoint
+            st.watchpoints[key] = [self.cpu.add_mem_watch(paddr, size, kind, self._watch_cb(kind, vaddr - paddr))
+                                   for vaddr, paddr, size in ranges]
         elif not insert and key in st.watchpoints:
-            self.cpu.remove_hook(st.watchpoints.pop(key))
+            for hook in st.watchpoints.pop(key):
+                self.cpu.remove_hook(hook)
         return "OK"
+
+    def _physical(self, addr: int, length: int) -> list[tuple[int, int, int]] | None:
+        """GDB's watched range as (vaddr, paddr, size) pieces, a page at most each: Unicorn
+        matches memory hooks against physical addresses (through the current thread's page
+        tables, as GDB's memory accesses; `monitor phys on`: physical already)."""
+        satp, out = self._satp(), []
+        while length > 0:
+            size = min(length, 4096 - (addr & 0xFFF))
+            paddr = self.cpu.virt_to_phys(addr, satp)
+            if paddr is None:
+                return None
+            out.append((addr, paddr, size))
+            addr, length = addr + size, length - size
+        return out
 
     def _on_breakpoint(self, pc: int) -> None:
         hart = self.cpu.current
@@ -439,27 +458,30 @@ class GdbStub:
         self.cpu.suppress_hooks_at(hart, pc)
         self.halt(StopInfo(hart.id, SIGTRAP, "swbreak:;"))
 
-    def _watch_cb(self, kind: int):  # noqa: ANN202
+    def _watch_cb(self, kind: int, to_virtual: int):  # noqa: ANN202
+        """The callback of a watchpoint (its physical address + to_virtual: GDB's)."""
         name = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
 
-        def on_access(address: int, size: int, _value: int) -> None:
+        def on_access(paddr: int, size: int, _value: int) -> None:
             hart = self.cpu.current
             assert hart is not None
+            reason = f"{name}:{(paddr + to_virtual) & (1 << 64) - 1:x};"
             if self._replaying:
                 assert self.reverse is not None
-                self.reverse.hit(hart, self.cpu.pc(), f"{name}:{address:x};")
+                self.reverse.hit(hart, self.cpu.pc(), reason)
                 return
             if self.reverse is None or not self.reverse.stepping:  # (a step segment re-executes whole)
-                self.cpu.keep_before_access(hart, address, size, first=self.stop is None)
-            self.halt(StopInfo(hart.id, SIGTRAP, f"{name}:{address:x};"))
+                self.cpu.keep_before_access(hart, paddr, size, first=self.stop is None)
+            self.halt(StopInfo(hart.id, SIGTRAP, reason))
         return on_access
 
     def _clear_all(self) -> None:
         for addr, hook in self.state.breakpoints.items():
             self.cpu.remove_hook(hook)
             self.cpu.uc.ctl_remove_cache(addr, addr + 4)
-        for hook in self.state.watchpoints.values():
-            self.cpu.remove_hook(hook)
+        for hooks in self.state.watchpoints.values():
+            for hook in hooks:
+                self.cpu.remove_hook(hook)
         self.state.breakpoints.clear()
         self.state.watchpoints.clear()
         self.state.break_on.clear()

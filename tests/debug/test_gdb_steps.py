@@ -8,6 +8,8 @@ two-hart guests, riscv64 and x86_64:
 - a continue of one thread (scheduler locking) leaves the others where they are, also the
   one that stopped at a breakpoint;
 - going backwards, a watchpoint stops at the storing instruction, the store undone;
+- a watchpoint on a virtual address fires (Unicorn matches memory hooks against
+  physical addresses: the stub translates GDB's addresses);
 - a watchpoint set once the code that stores has run (and been translated) fires;
 - `reverse-stepi` with GDB's defaults (every thread resumes) goes back one instruction of
   the selected thread, even when GDB first steps another thread back over its breakpoint.
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import emu_cmd
+from tests.cpu.x86_64.x86guest import USER_ALIAS
 from tests.cpu.x86_64.x86guest import build as build_x86
 from tests.cpu.x86_64.x86guest import needs_x86
 from tests.guest import build as build_riscv
@@ -122,6 +125,54 @@ back:
     .globl flag
 flag: .dword 0
     .text
+"""
+
+# a store through an alias of `flag` (riscv: Sv39 gigapage 0x1_0000_0000 -> 0x8000_0000;
+# x86: the prelude's user alias), in a loop
+RISCV_ALIAS = """
+main:
+    la t0, pt_root
+    li t1, 0x80000000
+    srli t1, t1, 2
+    ori t2, t1, 0xCF
+    sd t2, 16(t0)
+    sd t2, 32(t0)
+    srli t0, t0, 12
+    li t1, 8 << 60
+    or t0, t0, t1
+    csrw satp, t0
+    sfence.vma
+    la t0, flag
+    li t1, 0x80000000
+    sub t0, t0, t1
+    li t1, 0x100000000
+    add t0, t0, t1
+    li t1, 0
+    .globl loop
+loop:
+    addi t1, t1, 1
+    sd t1, 0(t0)
+    j loop
+    .data
+    .globl flag
+flag: .dword 0
+    .text
+"""
+RISCV_ALIAS_BASE = 0x1_0000_0000 - 0x8000_0000
+
+X86_ALIAS = f"""
+main:
+    lea rbx, [rip + flag]
+    add rbx, {USER_ALIAS}
+    xor rcx, rcx
+    .globl loop
+loop:
+    inc rcx
+    mov qword ptr [rbx], rcx
+    jmp loop
+    .data
+    .globl flag
+flag: .quad 0
 """
 
 # hart 1 enables its software interrupt, says it is ready and waits in WFI; hart 0 sends
@@ -231,6 +282,15 @@ def test_a_store_by_another_hart_during_a_step_is_its_watchpoint_hit(tmp_path):
     after = out.split("@@", 1)[1]
     assert "Thread 2 hit Hardware watchpoint 2" in after and "Old value = 0\nNew value = 5" in after, out
     assert re.search(r"\* 2\s+Thread 2 .* in h1_loop", after), out
+
+
+@pytest.mark.parametrize("arch", BOTH)
+def test_a_watchpoint_on_a_virtual_address_fires(arch, tmp_path):
+    elf = build_riscv(RISCV_ALIAS, tmp_path) if arch == "riscv64" else build_x86(X86_ALIAS, tmp_path)
+    alias = RISCV_ALIAS_BASE if arch == "riscv64" else USER_ALIAS
+    out = debug(elf, arch, ["break loop", "continue", "delete", f"watch *(long *)({alias:#x} + (long)&flag)",
+                            "continue", "continue"])
+    assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 2" in out, out
 
 
 @needs_binutils
