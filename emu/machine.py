@@ -478,9 +478,22 @@ class Machine(RecordReplay):
             self.cpu.switch_out(h)
             self.cpu.current = None
 
+    def steps_first(self, hart: Hart) -> bool:
+        """Does a resume first execute `hart`'s instruction at its stop with hooks quiet
+        (it stopped at an instruction that is still hooked - GDB removes its breakpoint
+        to step over it - and it is among the harts resumed)?  When nothing is hooked
+        there any more the quieting is dropped: the hart runs on in the rounds."""
+        quiet = self.cpu._suppress
+        if quiet is None or quiet[0] is not hart or (self.run_only is not None and hart.id not in self.run_only):
+            return False
+        if self.cpu.hooked(quiet[1]):
+            return True
+        self.cpu._suppress = None
+        return False
+
     def prepare_resume(self, hart: Hart) -> None:
         """Before continuing from a stop at a hooked instruction: execute it, hooks quiet."""
-        if self.cpu._suppress is not None and self.cpu._suppress[0] is hart:
+        if self.steps_first(hart):
             self.step_hart(hart)
 
     def attach_console(self, stdin: BinaryIO | int | None, stdout: BinaryIO | int | None,

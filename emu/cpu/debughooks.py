@@ -4,7 +4,8 @@ Unicorn's own code and memory hooks (never a hook per instruction in a normal ru
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import unicorn
 from unicorn import Uc
@@ -14,18 +15,34 @@ if TYPE_CHECKING:
     from emu.smp.hart import Hart
 
 
+@dataclass
+class Rewind:
+    """What a watched access's instruction changes, kept to put its hart back before it."""
+
+    hart: "Hart"
+    near: int  # the pc in the callback: the accessing instruction or one before it
+    context: Any  # the hart's registers before the instruction (a Unicorn context)
+    memory: list[tuple[int, bytes]] = field(default_factory=list)  # (paddr, bytes before)
+    device: bool = False  # it accessed a device: that cannot be undone
+
+
 class DebugHooks:
-    """Mixed into a CPU adapter, which provides uc, engine, current, run, stop, set_pc,
-    read_phys and virt_to_phys (its page-table walk)."""
+    """Mixed into a CPU adapter, which provides uc, engine, current, gdb, run, stop, pc,
+    set_pc, read_phys and virt_to_phys (its page-table walk)."""
 
     uc: Uc
     engine: "Engine"
     current: "Hart | None"
+    gdb: Any  # the adapter's GDB register view (emu/cpu/gdbview.py)
     _suppress: "tuple[Hart, int] | None" = None
+    _code_hooks: "dict[int, int] | None" = None  # handle -> address
+    _rewind: Rewind | None = None
 
     def run(self, hart: "Hart", budget: int) -> str: ...  # noqa: D102 - the adapter's
 
     def stop(self, reason: str) -> None: ...  # noqa: D102 - the adapter's
+
+    def pc(self) -> int: ...  # noqa: D102 - the adapter's
 
     def set_pc(self, pc: int) -> None: ...  # noqa: D102 - the adapter's
 
@@ -56,10 +73,18 @@ class DebugHooks:
 
         handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=addr, end=addr)
         self.uc.ctl_remove_cache(addr, addr + 4)  # code translated before the hook ignores it
+        if self._code_hooks is None:
+            self._code_hooks = {}
+        self._code_hooks[handle] = addr
         return handle
 
+    def hooked(self, addr: int) -> bool:
+        """Is there a code hook on `addr`?"""
+        return addr in (self._code_hooks or {}).values()
+
     def add_mem_watch(self, addr: int, size: int, kind: int, fn: Callable[[int, int, int], None]) -> int:
-        """Call fn(address, size, value) on a guest access to [addr, addr + size).
+        """Call fn(paddr, size, value) on a guest access to physical [addr, addr + size)
+        (Unicorn matches memory hooks against physical addresses).
 
         Kinds as GDB numbers them: 2 write, 3 read, 4 access.
         """
@@ -76,6 +101,46 @@ class DebugHooks:
 
     def remove_hook(self, handle: int) -> None:
         self.uc.hook_del(handle)
+        if self._code_hooks is not None:
+            self._code_hooks.pop(handle, None)
+
+    def keep_before_access(self, hart: "Hart", paddr: int, size: int, first: bool) -> None:
+        """From a watchpoint's callback, before the access (`first`: the one that stops
+        the machine): where GDB expects the stop before the accessing instruction, keep
+        what that instruction changes, so that rewind() can undo it once it is done (the
+        engine stops only after it: emu.patch's exact stops)."""
+        if not self.gdb.watch_stops_before:
+            return
+        if first:  # registers are written back before a load or store; the pc is not
+            self._rewind = Rewind(hart, self.pc(), self.uc.context_save())
+        rewind = self._rewind
+        if rewind is None or rewind.hart is not hart:
+            return
+        before = self.read_phys(paddr, size)
+        if before is None:
+            rewind.device = True
+        else:
+            rewind.memory.append((paddr, before))
+
+    def rewind(self) -> "Hart | None":
+        """Between rounds after a watchpoint stop: put the hart back before the accessing
+        instruction (its registers, the memory it wrote); the hart, or None if there is
+        nothing to undo (or a device was accessed)."""
+        rewind, self._rewind = self._rewind, None
+        if rewind is None or rewind.device:
+            return None
+        with self.inspect(rewind.hart):
+            # the engine stopped right after the accessing instruction, which is no branch:
+            # it is the one that ends here (the callback's pc may be its block's start)
+            pc = self.gdb.insn_ending_at(self.pc(), rewind.near)
+        if pc is None:
+            return None  # (an interrupt was taken at the stop): reported after the access
+        for paddr, before in reversed(rewind.memory):
+            self.uc.mem_write(paddr, before)  # through Unicorn: code on the page is retranslated
+        with self.inspect(rewind.hart, write=True):
+            self.uc.context_restore(rewind.context)
+            self.set_pc(pc)
+        return rewind.hart
 
     def suppress_hooks_at(self, hart: "Hart", pc: int) -> None:
         """Code hooks at `pc` stay quiet for `hart` until it has executed that instruction."""
@@ -93,12 +158,14 @@ class DebugHooks:
 
         handle = self.uc.hook_add(unicorn.UC_HOOK_CODE, on_insn, begin=1, end=0)
         self.uc.ctl_flush_tb()
+        quiet = self._suppress
         try:
             reason = self.run(hart, 1 << 40)
         finally:
             self.uc.hook_del(handle)
             self.uc.ctl_flush_tb()
-            self._suppress = None
+            if quiet is not None and quiet[0] is hart and self._suppress == quiet:
+                self._suppress = None  # executed (a stop the step ran into keeps its own)
         return reason
 
     @contextlib.contextmanager

@@ -11,6 +11,9 @@ class GdbRegisterView:
 
     reg_bytes = 8
     xml: Callable[[], str]  # the architecture's target description
+    # Where GDB expects a watchpoint stop: before the accessing instruction, which it then
+    # steps over itself (its have_nonsteppable_watchpoint: riscv), or after it (x86).
+    watch_stops_before = False
 
     def __init__(self, cpu: Any) -> None:
         self.cpu = cpu
@@ -21,3 +24,8 @@ class GdbRegisterView:
     def reg_size(self, num: int) -> int:
         """Bytes of register `num` in GDB's packets."""
         return self.reg_bytes
+
+    def insn_ending_at(self, end: int, start: int) -> int | None:
+        """The loaded hart's instruction that ends at `end`, walking its instructions from
+        the boundary `start` on (None: not found; only where watch_stops_before)."""
+        return None

@@ -50,3 +50,5 @@ class Plan:
     journal: list[dict] = field(default_factory=list)  # the console input taken (emu/debug/journal.py)
     pending_input: str = ""  # typed-ahead bytes not in the UART yet (base64)
     gdb_threads: list[int] = field(default_factory=list)  # the stub's Hg and Hc threads (GDB's session)
+    nth: int = 0  # hit: which of the watchpoint's hits in the block of `end`
+    origin: list[int] | None = None  # where GDB stopped before a reverse step-over (ReverseDebugger.reverse_step)

@@ -13,6 +13,12 @@ instruction at PC of HART's turn in ROUND, the first one there with at least BYT
 charged); a trailing `+` means after that instruction's memory access (where a
 watchpoint stops).  Positions order as tuples: segments, rounds, harts in turn order, then bytes
 and pc.
+
+The machine stands at one position for all its harts at once: at HART's position in
+ROUND the harts before it in turn order have had their turns of that round, the others
+are where their previous turn left them.  So going back one instruction of a hart
+(reverse-stepi) goes to the position just before that hart's previous instruction, and
+every other hart goes back with it, to where it stood at that point of the run.
 """
 from __future__ import annotations
 

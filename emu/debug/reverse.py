@@ -32,6 +32,7 @@ from emu.board import TIMEBASE_HZ
 from emu.debug.journal import InputJournal
 from emu.debug.plan import OutputGate, Plan, Segment
 from emu.debug.position import AFTER_STEP, BETWEEN_ROUNDS, Position
+from emu.debug.stub import WATCH_KINDS
 from emu.errors import EmuError
 from emu.snapshot import ForkSnapshots, SnapshotInfo
 
@@ -65,10 +66,13 @@ class ReverseDebugger:
         self._armed: tuple[int, int] | None = None  # (round, hart) being executed per instruction
         self._last_insn: Position | None = None
         self._cur: Position | None = None  # the instruction the per-instruction hook saw last
+        self._seen = 0  # hit: the plan's watchpoint hits in its block so far
+        self._access: Position | None = None  # hit: the accessing instruction, exactly
         self.hits: list[tuple[list[int], str, int]] = []  # scan: (position, stop reason, hart)
         self.turns: list[tuple[int, int]] = []  # rstep: (round, hart) turns seen
         self._pin = False
         self.stepping = False  # a debugger single step runs (outside the rounds)
+        self.origin: Position | None = None  # where GDB stopped, before its reverse step-over
         m.cpu.engine.set_exact_stops(True)  # the same translation in every pass
         prev = m.scheduler.after_switch_in
 
@@ -125,6 +129,7 @@ class ReverseDebugger:
         """A resume starts segment seg+1 with a snapshot.  True: this process was restored
         with a plan that has already answered GDB (do not resume)."""
         self.settle()
+        self.origin = None
         if self.journal is not None:
             self.journal.on_resume()
         self.seg += 1
@@ -173,10 +178,12 @@ class ReverseDebugger:
             self.journal.begin(plan.journal, plan.pending_input)
         if plan.gdb_threads:
             self.stub.g_thread, self.stub.c_thread = plan.gdb_threads
+        self.origin = Position.of(plan.origin) if plan.origin else None
         self.stub.set_points(plan.points)
         self.hits.clear()
         self.turns.clear()
         self._last_insn = None
+        self._seen, self._access = 0, None
         if Position.of(plan.end) == Position.of(self._snap(plan.snap).key):
             self.reached()  # nothing to execute (a goto ends here; the others restore)
             return True
@@ -206,12 +213,15 @@ class ReverseDebugger:
             self.hits.append((pos.as_list(), extra, hart.id))
         elif plan.op == "hit" and extra == plan.extra:
             end = Position.of(plan.end)
-            if (pos.round, pos.hart, pos.bytes) == (end.round, end.hart, end.bytes) and self.here != end:
-                # stop after the accessing instruction, as a forward watchpoint stop does
-                # (the engine stops at the next instruction boundary; settle() reads the pc)
-                self.here = Position(pos.seg, pos.round, pos.hart, pos.bytes, 0, 0)
-                self.stub.halt_for_plan(hart.id)
-                return True
+            if (pos.round, pos.hart, pos.bytes) == (end.round, end.hart, end.bytes):
+                self._seen += 1  # the pc is not exact in a memory callback: count hits in the block
+                if self._seen - 1 == plan.nth:
+                    # stop after the accessing instruction (the engine stops at the next
+                    # instruction boundary; settle() reads the pc); `_cur`: exact, armed
+                    self._access = self._cur
+                    self.here = Position(pos.seg, pos.round, pos.hart, pos.bytes, 0, 0)
+                    self.stub.halt_for_plan(hart.id)
+                    return True
         return False
 
     def _turn(self, hart: "Hart") -> None:
@@ -225,7 +235,7 @@ class ReverseDebugger:
         if plan.op == "rstep":
             self.turns.append(here)
         end = Position.of(plan.end)
-        if (end.seg, end.round, end.hart) == (self.seg, *here) and plan.op != "hit" or (plan.turn is not None and list(here) == plan.turn):
+        if (end.seg, end.round, end.hart) == (self.seg, *here) or (plan.turn is not None and list(here) == plan.turn):
             self._arm(here)
 
     def _arm(self, turn: tuple[int, int]) -> None:
@@ -250,7 +260,7 @@ class ReverseDebugger:
         pos = self.position(hart, address)
         self._cur = pos
         end = Position.of(plan.end)
-        if (pos.hart, pos.round) == (end.hart, end.round) and (
+        if plan.op != "hit" and (pos.hart, pos.round) == (end.hart, end.round) and (
                 (not end.after and address == end.pc and pos.bytes >= end.bytes)
                 or (end.after and (pos.bytes, pos.pc) > (end.bytes, end.pc))):
             self.m.cpu.set_pc(address)
@@ -267,6 +277,13 @@ class ReverseDebugger:
         assert plan is not None
         self._disarm()
         end = Position.of(plan.end)
+        if plan.op == "hit" and not self.m.cpu.gdb.watch_stops_before and self._access is not None:
+            # gdb (x86) expects the stop before the accessing instruction going backwards
+            # (it does not step back over it): there, exactly, in one more pass
+            snap = self._snap(plan.snap)
+            access = self._access
+            self._restore(snap, Plan("goto", snap.ident, access.as_list(), plan.reply, plan.extra, plan.thread,
+                                     points=plan.points))
         if plan.op in ("goto", "hit"):
             self._finish(end, plan)
             return
@@ -283,9 +300,11 @@ class ReverseDebugger:
                 if in_step:  # the step's instruction did it: before the step
                     self._restore(snap, Plan("goto", snap.ident, list(snap.key), plan.reply, extra, hart,
                                              points=plan.points))
-                # a watchpoint stops after the access (its pc is not exact inside the callback)
-                op = "hit" if extra.startswith(("watch", "rwatch", "awatch")) else "goto"
-                self._restore(snap, Plan(op, snap.ident, pos, plan.reply, extra, hart, points=plan.points))
+                # a watchpoint: its hit, counted in its block (the pc is not exact in a callback)
+                op = "hit" if extra.startswith(WATCH_KINDS) else "goto"
+                at = max(i for i, h in enumerate(self.hits) if h is found[-1])
+                nth = sum(1 for h in self.hits[:at] if h[1] == extra and h[0][1:4] == pos[1:4])
+                self._restore(snap, Plan(op, snap.ident, pos, plan.reply, extra, hart, points=plan.points, nth=nth))
             self._earlier(snap, plan)
         last = self._last_insn
         if last is not None and last < before:
@@ -347,6 +366,7 @@ class ReverseDebugger:
         self._disarm()
         self.here = self.position(None)
         self.plan = None
+        self.origin = None
         self.m.input_held = False
         if self.journal is not None:
             self.journal.finish()
@@ -369,17 +389,39 @@ class ReverseDebugger:
         cands = [s for s in self.usable() if Position.of(s.key) <= pos]
         return cands[-1] if cands and cands[-1].key[0] == pos.seg else None
 
-    def reverse_continue(self, thread: int) -> str | None:
+    def reverse_continue(self, thread: int, every: bool = False) -> str | None:
         self.settle()
-        return self._start("scan", self.here, thread, "stop")
+        start = self._gdb_stop(every)
+        self.origin = None
+        return self._start("scan", start, thread, "stop")
 
-    def reverse_step(self, hart: int, thread: int) -> str | None:
+    def reverse_step(self, hart: int, thread: int, every: bool = False, step_over: bool = False) -> str | None:
+        """Hart `hart`'s previous instruction: the machine goes to the position just
+        before it, every other hart with it (emu/debug/position.py).  `every`: GDB
+        resumes every thread; `step_over`: it names the thread that stopped, which is
+        how it first steps that thread back over its breakpoint (origin: _gdb_stop)."""
         self.settle()
-        return self._start("rstep", self.here, thread, "stop", hart=hart)
+        start = self._gdb_stop(every)
+        self.origin = self.here if step_over else None  # carried to the process that answers
+        answer = self._start("rstep", start, thread, "stop", hart=hart)
+        self.origin = None  # (a refusal: nothing moved)
+        return answer
+
+    def _gdb_stop(self, every: bool) -> Position:
+        """Where a request that resumes every thread goes back from: where GDB stopped.
+        Before it, GDB may have stepped the thread that stopped at a breakpoint back over
+        it; that went back one instruction of that thread, which may lie rounds before
+        the selected thread's last one: the request goes back from the origin, not from
+        there.  (The origin is forgotten when GDB's command ends: qfThreadInfo.)"""
+        origin = self.origin
+        if every and origin is not None and origin.seg == self.here.seg and origin > self.here:
+            return origin
+        return self.here
 
     def goto(self, text: str, thread: int) -> str | None:
         self.settle()
         target = Position.parse(text)
+        self.origin = None
         if target == self.here:
             return f"already at {target.text()}"
         if target.seg > self.here.seg:
@@ -415,6 +457,7 @@ class ReverseDebugger:
         if self.journal is not None:
             body.update(self.journal.plan_fields())
         body["gdb_threads"] = [self.stub.g_thread, self.stub.c_thread]  # GDB will not select them again
+        body["origin"] = self.origin.as_list() if self.origin is not None else None
         self.snaps.restore(snap, body)
 
     def when(self) -> str:

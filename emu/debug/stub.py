@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from emu.smp.hart import Hart
 
 SIGTRAP, SIGINT = 5, 2
+WATCH_KINDS = ("watch:", "rwatch:", "awatch:")  # stop reasons of a watchpoint hit
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -51,7 +52,7 @@ class StopInfo:
 @dataclass
 class DebugState:
     breakpoints: dict[int, int] = field(default_factory=dict)  # addr -> hook
-    watchpoints: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (type, addr, len) -> hook
+    watchpoints: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)  # (type, addr, len) -> hooks
     break_on: set[str] = field(default_factory=set)
     step_others: bool = False
     phys: bool = False
@@ -260,6 +261,8 @@ class GdbStub:
             if pkt.startswith("qXfer:features:read:"):
                 return self._xfer(pkt)
             if pkt in ("qfThreadInfo",):
+                if self.reverse is not None:
+                    self.reverse.origin = None  # GDB's command has stopped for good
                 return "m" + ",".join(f"{h.id + 1:x}" for h in self._threads())
             if pkt == "qsThreadInfo":
                 return "l"
@@ -317,7 +320,8 @@ class GdbStub:
                 self.m.run_only = None
                 return self._resume(None)
             if pkt.startswith("s"):
-                return self._step_and_report(self._stopped_thread())
+                return self._step_and_report(self.c_thread or self._stopped_thread(),
+                                             others=not self.c_thread and self.state.step_others)
             if pkt in ("bc", "bs"):
                 return self._reverse(pkt)
             if pkt.startswith("D"):
@@ -428,10 +432,29 @@ class GdbStub:
             return "OK"
         key = (kind, addr, length)
         if insert and key not in st.watchpoints:
-            st.watchpoints[key] = self.cpu.add_mem_watch(addr, length, kind, self._watch_cb(kind))
+            ranges = self._physical(addr, length)
+            if ranges is None:
+                return "E14"  # not mapped now: GDB says it cannot insert the watchpoint
+            st.watchpoints[key] = [self.cpu.add_mem_watch(paddr, size, kind, self._watch_cb(kind, vaddr - paddr))
+                                   for vaddr, paddr, size in ranges]
         elif not insert and key in st.watchpoints:
-            self.cpu.remove_hook(st.watchpoints.pop(key))
+            for hook in st.watchpoints.pop(key):
+                self.cpu.remove_hook(hook)
         return "OK"
+
+    def _physical(self, addr: int, length: int) -> list[tuple[int, int, int]] | None:
+        """GDB's watched range as (vaddr, paddr, size) pieces, a page at most each: Unicorn
+        matches memory hooks against physical addresses (through the current thread's page
+        tables, as GDB's memory accesses; `monitor phys on`: physical already)."""
+        satp, out = self._satp(), []
+        while length > 0:
+            size = min(length, 4096 - (addr & 0xFFF))
+            paddr = self.cpu.virt_to_phys(addr, satp)
+            if paddr is None:
+                return None
+            out.append((addr, paddr, size))
+            addr, length = addr + size, length - size
+        return out
 
     def _on_breakpoint(self, pc: int) -> None:
         hart = self.cpu.current
@@ -444,67 +467,89 @@ class GdbStub:
         self.cpu.suppress_hooks_at(hart, pc)
         self.halt(StopInfo(hart.id, SIGTRAP, "swbreak:;"))
 
-    def _watch_cb(self, kind: int):  # noqa: ANN202
+    def _watch_cb(self, kind: int, to_virtual: int):  # noqa: ANN202
+        """The callback of a watchpoint (its physical address + to_virtual: GDB's)."""
         name = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
 
-        def on_access(address: int, _size: int, _value: int) -> None:
+        def on_access(paddr: int, size: int, _value: int) -> None:
             hart = self.cpu.current
             assert hart is not None
+            reason = f"{name}:{(paddr + to_virtual) & (1 << 64) - 1:x};"
             if self._replaying:
                 assert self.reverse is not None
-                self.reverse.hit(hart, self.cpu.pc(), f"{name}:{address:x};")
+                self.reverse.hit(hart, self.cpu.pc(), reason)
                 return
-            self.halt(StopInfo(hart.id, SIGTRAP, f"{name}:{address:x};"))
+            if self.reverse is None or not self.reverse.stepping:  # (a step segment re-executes whole)
+                self.cpu.keep_before_access(hart, paddr, size, first=self.stop is None)
+            self.halt(StopInfo(hart.id, SIGTRAP, reason))
         return on_access
 
     def _clear_all(self) -> None:
         for addr, hook in self.state.breakpoints.items():
             self.cpu.remove_hook(hook)
             self.cpu.uc.ctl_remove_cache(addr, addr + 4)
-        for hook in self.state.watchpoints.values():
-            self.cpu.remove_hook(hook)
+        for hooks in self.state.watchpoints.values():
+            for hook in hooks:
+                self.cpu.remove_hook(hook)
         self.state.breakpoints.clear()
         self.state.watchpoints.clear()
         self.state.break_on.clear()
 
     # -- execution control -------------------------------------------------------------------
     def _vcont(self, actions: str) -> str | None:
-        """`s:T` steps hart T; `c:T` without a default action runs only hart T (GDB's
-        software single-step and scheduler locking); a bare `c` runs every hart."""
+        """`s:T` steps hart T (with a default `c` and `monitor step-others on`, the
+        other harts one instruction each; without one - GDB stepping over a breakpoint,
+        scheduler locking - they stay put); `c:T` without a default action runs only
+        hart T (GDB's software single-step and scheduler locking); a bare `c` runs every
+        hart."""
         only: set[int] = set()
         run_all = False
+        step: int | None = None
         for action in actions.split(";"):
             op, _, tid = action.partition(":")
             if not op:
                 continue
-            if op[0] in "sS":
-                return self._step_and_report(int(tid, 16) if tid and tid != "-1" else self._stopped_thread())
-            if op[0] in "cC":
+            if op[0] in "sS" and step is None:
+                step = int(tid, 16) if tid and tid != "-1" else self._stopped_thread()
+            elif op[0] in "cC":
                 if tid and tid != "-1":
                     only.add(int(tid, 16) - 1)
                 else:
                     run_all = True
+        if step is not None:
+            return self._step_and_report(step, others=run_all and self.state.step_others)
         self.m.run_only = None if run_all or not only else only
         return self._resume(None)
 
-    def _step_and_report(self, tid: int) -> str | None:
+    def _step_and_report(self, tid: int, others: bool = False) -> str | None:
+        """One instruction of hart `tid` (and one of every other hart with `monitor
+        step-others on`).  What the step ran into is the stop's reason: a watchpoint that
+        its instruction (or another hart's) triggered, or a breakpoint or `break-on` event
+        another hart reached; the stepped hart reaching a breakpoint on its next
+        instruction is just the end of the step.  (GDB steps over a breakpoint this way:
+        a store under the breakpoint to a watched address is a watchpoint hit.)"""
         hart = self._hart(tid)
         rev = self.reverse
         if rev is not None and rev.on_resume("step", hart.id):
             return None  # a restored copy that has answered already
+        self.stop = None  # halt() keeps the step's first hit
         if rev is not None:
             rev.stepping = True
         try:
-            self.m.step_hart(hart, others=self.state.step_others)
+            self.m.step_hart(hart, others=others)
         finally:
             if rev is not None:
                 rev.stepping = False
+        hit, self._pending_report = self.stop, False  # reported here, not by poll()
+        self.cpu.rewind()
         if rev is not None:
             if rev.plan is not None:
                 rev.after_step(hart)  # a re-executed step: the plan answers (or goes on elsewhere)
                 return None
             rev.stepped(hart)
-        self.stop = StopInfo(hart.id, SIGTRAP)
+        if hit is None or hit.hart == hart.id and not hit.extra.startswith(WATCH_KINDS):
+            hit = StopInfo(hart.id, SIGTRAP)
+        self.stop = hit
         return self._stop_reply()
 
     def _resume(self, _tid: int | None) -> None:
@@ -521,8 +566,7 @@ class GdbStub:
         """A continue from a stop at a hooked instruction first executes that instruction
         outside the rounds (prepare_resume): that step is a segment of its own, so that a
         re-execution can tell it from the rounds after it."""
-        suppress = self.cpu._suppress  # as Machine.prepare_resume: will it step first?
-        if suppress is not None and suppress[0] is hart:
+        if self.m.steps_first(hart):
             if rev.on_resume("step", hart.id):
                 return None  # a restored copy that has answered already
             self.stop = None
@@ -544,6 +588,7 @@ class GdbStub:
 
     def report_stop(self) -> None:
         """Tell GDB why the machine stopped (after a continue)."""
+        self.cpu.rewind()  # a watchpoint stop where GDB expects it before the access
         if self.reverse is not None:
             if self.reverse.plan is not None:
                 self.reverse.reached()  # a re-execution's target: it answers (or goes on elsewhere)
@@ -556,10 +601,12 @@ class GdbStub:
         if self.reverse is None:
             return "E.reverse execution needs emu run --snapshot-every MS"
         hart = self.stop.hart if self.stop else 0
+        every = not self.c_thread  # Hc0/-1: GDB resumes every thread (its default)
         if pkt == "bc":
-            return self.reverse.reverse_continue(hart)
-        tid = self.c_thread or self.g_thread  # GDB resumes "all" (Hc-1): the thread it looks at
-        return self.reverse.reverse_step(tid - 1, tid - 1)
+            return self.reverse.reverse_continue(hart, every)
+        tid = self.c_thread or self.g_thread  # resuming every thread, GDB steps the one it looks at
+        step_over = not every and tid - 1 == hart  # maybe GDB stepping it back over its breakpoint
+        return self.reverse.reverse_step(tid - 1, tid - 1, every, step_over)
 
     def halt_for_plan(self, hart: int) -> None:
         """A re-execution reached its target on `hart` (from the per-instruction hook)."""

@@ -75,6 +75,7 @@ class RiscvGdbRegisters(GdbRegisterView):
     reg_bytes = REG_BYTES
     xml = staticmethod(target_xml)
     cpu: "RiscvCpu"
+    watch_stops_before = True
 
     def read(self, num: int) -> int | None:
         cpu = self.cpu
@@ -125,3 +126,17 @@ class RiscvGdbRegisters(GdbRegisterView):
         if self.cpu.rreg(UC_RISCV_REG_PRIV) == 3:
             return 0
         return self.cpu.mcsr_read(UC_RISCV_REG_SATP)
+
+    def insn_ending_at(self, end: int, start: int) -> int | None:
+        """Instructions are 2 or 4 bytes (the low bits of their first half say which):
+        walk from `start`, at most a page."""
+        root, pc = self.translation(), start
+        while pc < end and end - pc <= 4096:
+            half = self.cpu.read_virt(pc, 2, root)
+            if half is None:
+                return None
+            size = 4 if half[0] & 3 == 3 else 2
+            if pc + size == end:
+                return pc
+            pc += size
+        return None
