@@ -364,9 +364,6 @@ def test_reverse_stepi_on_the_thread_that_stopped_goes_back_every_time(tmp_path)
     assert first.pc == second.pc + 4, out  # the WFI, then the instruction before it
 
 
-@pytest.mark.xfail(strict=True, reason="engine: after a hook writes the pc (the trap entry in Python under --gdb), "
-                   "Unicorn's skip_sync_pc_on_exit stays set for the rest of the emu_start, so an exact stop "
-                   "leaves the pc at an earlier block's start: the hart would run that block's instructions again")
 def test_a_watchpoint_after_a_trap_in_the_same_slice_stops_right_after_the_store(refguest_elf):
     """Hart 0 clears the completion flag in syscall_trap (`sd zero`), in the slice in which
     it took the system call's trap: the stop must come right after that store."""
