@@ -53,10 +53,14 @@ def commands(kernel: str, initrd: str, smp: str) -> tuple[list[str], list[str] |
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("smp", nargs="?", type=int, default=2, help="harts (default 2)")
+    smp = str(parser.parse_args().smp)
     kernel, initrd = os.environ.get("EMU_ZCORE_KERNEL"), os.environ.get("EMU_ZCORE_INITRD")
     if not (kernel and initrd):
         sys.exit("set EMU_ZCORE_KERNEL and EMU_ZCORE_INITRD")
-    smp = sys.argv[1] if len(sys.argv) > 1 else "2"
     emu, qemu = commands(kernel, initrd, smp)
     e_runs, q_runs = [], []
     for _ in range(3):
