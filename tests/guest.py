@@ -23,6 +23,18 @@ AS = shutil.which("riscv64-unknown-elf-as") or shutil.which("riscv64-linux-gnu-a
 LD = shutil.which("riscv64-unknown-elf-ld") or shutil.which("riscv64-linux-gnu-ld")
 PRELUDE = Path(__file__).with_name("prelude.S")
 
+# The SBI HSM extension, and the guest start every two-hart test shares: hart 0 starts hart 1 at
+# `_start` (a0 = 1) and goes on; hart 1 branches to the test's `hart1` label.
+SBI_HSM = 0x48534D
+START_HART1 = f"""
+main:
+    bnez a0, hart1
+    li a0, 1
+    la a1, _start
+    li a2, 0
+    SBI {SBI_HSM}, 0
+"""
+
 needs_binutils = pytest.mark.skipif(AS is None or LD is None,
                                     reason="riscv64 binutils missing: apt-get install binutils-riscv64-unknown-elf")
 

@@ -9,19 +9,10 @@ a hart that works is never taken for one.
 """
 from __future__ import annotations
 
-from tests.guest import build, needs_binutils, run
+from tests.guest import START_HART1, build, needs_binutils, run
 
-HSM = 0x48534D
 WORK = 400_000  # hart 0's loop iterations before it posts the request (~1.2 M instructions)
 
-START_HART1 = f"""
-main:
-    bnez a0, hart1
-    li a0, 1
-    la a1, _start
-    li a2, 0
-    SBI {HSM}, 0
-"""
 
 TICKET_SERVER = START_HART1 + f"""
     li t0, {WORK}           # hart 0 works, then posts one request and waits for its answer

@@ -24,26 +24,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import emu_cmd
-from tests.cpu.x86_64.x86guest import USER_ALIAS
+from tests.cpu.x86_64.x86guest import START_CPU1, USER_ALIAS
 from tests.cpu.x86_64.x86guest import build as build_x86
 from tests.cpu.x86_64.x86guest import needs_x86
 from tests.guest import build as build_riscv
-from tests.guest import needs_binutils
+from tests.guest import START_HART1, needs_binutils
 
 GDB = shutil.which("gdb-multiarch")
 pytestmark = pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")
 
-HSM, IPI = 0x48534D, 0x735049
+IPI = 0x735049
 FLAG = "((struct ref_req *)$a0)->completed"  # the reference guest's request completion flag
 
 # hart 0 stores 1 then 2 to `flag`; hart 1 stores 5 to `flag1`; then both spin
-RISCV_STORES = f"""
-main:
-    bnez a0, hart1
-    li a0, 1
-    la a1, _start
-    li a2, 0
-    SBI {HSM}, 0
+RISCV_STORES = START_HART1 + f"""
     la t0, flag
     li t1, 1
     .globl store
@@ -75,13 +69,7 @@ flag1: .dword 0
     .text
 """
 
-X86_STORES = """
-main:
-    mov rbx, 0xFEE00000
-    mov dword ptr [rbx + 0x310], 1 << 24
-    mov dword ptr [rbx + 0x300], 0x4500     # INIT, SIPI: start CPU 1
-    mov dword ptr [rbx + 0x310], 1 << 24
-    mov dword ptr [rbx + 0x300], 0x4608
+X86_STORES = START_CPU1 + """
     .globl store
 store:
     mov qword ptr [rip + flag], 1
@@ -178,13 +166,7 @@ flag: .quad 0
 # hart 1 enables its software interrupt, says it is ready and waits in WFI; hart 0 sends
 # it an IPI and counts in s0.  Hart 1's next turn starts in the trap handler (`trap`): its
 # previous instruction (the WFI) lies rounds before hart 0's last one.
-RISCV_WAKE = f"""
-main:
-    bnez a0, hart1
-    li a0, 1
-    la a1, _start
-    li a2, 0
-    SBI {HSM}, 0
+RISCV_WAKE = START_HART1 + f"""
     la t0, ready
 1:  ld t1, 0(t0)
     beqz t1, 1b

@@ -10,18 +10,12 @@ import subprocess
 import pytest
 
 from tests.conftest import emu_cmd
-from tests.cpu.x86_64.x86guest import build, needs_x86
+from tests.cpu.x86_64.x86guest import START_CPU1, build, needs_x86
 
 GDB = shutil.which("gdb-multiarch")
 pytestmark = [needs_x86, pytest.mark.skipif(GDB is None, reason="gdb-multiarch missing: apt-get install gdb-multiarch")]
 
-GUEST = """
-main:
-    mov rbx, 0xFEE00000
-    mov dword ptr [rbx + 0x310], 1 << 24
-    mov dword ptr [rbx + 0x300], 0x4500     # INIT, SIPI: start CPU 1
-    mov dword ptr [rbx + 0x310], 1 << 24
-    mov dword ptr [rbx + 0x300], 0x4608
+GUEST = START_CPU1 + """
 1:  pause
     cmp qword ptr [rip + flag], 7
     jne 1b

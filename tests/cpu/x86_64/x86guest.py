@@ -43,6 +43,16 @@ def _x86_engine_missing() -> str | None:
     return None
 
 
+# CPU 0 starts CPU 1 by INIT then SIPI (vector 8: the prelude's trampoline page) and goes on.
+START_CPU1 = """
+main:
+    mov rbx, 0xFEE00000
+    mov dword ptr [rbx + 0x310], 1 << 24
+    mov dword ptr [rbx + 0x300], 0x4500     # INIT, SIPI: start CPU 1
+    mov dword ptr [rbx + 0x310], 1 << 24
+    mov dword ptr [rbx + 0x300], 0x4608
+"""
+
 needs_x86 = pytest.mark.skipif(_x86_engine_missing() is not None, reason=str(_x86_engine_missing()))
 
 
