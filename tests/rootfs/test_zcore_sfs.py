@@ -4,22 +4,18 @@ zCore to busybox's `/ # ` and runs busybox and our test programs, from `--initrd
 binary is part of the repository or of CI; without it these tests skip and say so)."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import warnings
 
 import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
 from tests.rootfs.conftest import OUT
+from tests.zcore import local_build
 
-KERNEL = os.environ.get("EMU_ZCORE_KERNEL")
 REASON = "zCore rootfs tests SKIPPED: set EMU_ZCORE_KERNEL to a local zCore riscv64 build"
-if not KERNEL:
-    warnings.warn(REASON)
-pytestmark = pytest.mark.skipif(not KERNEL, reason=REASON)
+(KERNEL,), pytestmark = local_build("EMU_ZCORE_KERNEL", reason=REASON)
 PROMPT = "/ # "
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -16,23 +16,19 @@ import os
 import signal
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 
 from emu.trace.analysis import analyse
 from tests.conftest import emu_cmd
+from tests.zcore import local_build
 from tests.trace.test_survive import read_until
 
-KERNEL = os.environ.get("EMU_ZCORE_OFFLOAD_KERNEL")
 BASELINE = os.environ.get("EMU_ZCORE_BASELINE_KERNEL")
-INITRD = os.environ.get("EMU_ZCORE_INITRD")
 REASON = ("zCore offload trace tests SKIPPED: set EMU_ZCORE_OFFLOAD_KERNEL and EMU_ZCORE_INITRD to a local build "
           "of the offload fork (riscv64 ELF with debug info) and its SFS image")
-if not (KERNEL and INITRD):
-    warnings.warn(REASON)
-pytestmark = pytest.mark.skipif(not (KERNEL and INITRD), reason=REASON)
+(KERNEL, INITRD), pytestmark = local_build("EMU_ZCORE_OFFLOAD_KERNEL", "EMU_ZCORE_INITRD", reason=REASON)
 
 STAGES = ["submit", "pickup", "execute", "complete", "wake", "resume"]
 HARTS = [0, 1, 1, 1, 1, 0]  # the client hart, the serving hart (event_loop), back

@@ -11,12 +11,10 @@ and again: the run never idles and has to be stopped).
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import time
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,15 +23,12 @@ import pytest
 from emu.trace.analysis import analyse
 from tests.conftest import emu_cmd
 from tests.trace.test_survive import read_until
+from tests.zcore import local_build
 from tests.zcore.test_offload_trace import HARTS, STAGES, report
 
-KERNEL = os.environ.get("EMU_ZCORE_X86_OFFLOAD_KERNEL")
-INITRD = os.environ.get("EMU_ZCORE_X86_INITRD")
 REASON = ("zCore x86_64 offload trace tests SKIPPED: set EMU_ZCORE_X86_OFFLOAD_KERNEL and EMU_ZCORE_X86_INITRD "
           "to a local x86_64 build of the offload fork (ELF with debug info) and its SFS image")
-if not (KERNEL and INITRD):
-    warnings.warn(REASON)
-pytestmark = pytest.mark.skipif(not (KERNEL and INITRD), reason=REASON)
+(KERNEL, INITRD), pytestmark = local_build("EMU_ZCORE_X86_OFFLOAD_KERNEL", "EMU_ZCORE_X86_INITRD", reason=REASON)
 
 LS_CALLS = ("getdents64 (217)", "writev (20)", "ioctl (16)", "open (2)")  # x86_64 numbers
 

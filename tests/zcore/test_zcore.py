@@ -5,22 +5,17 @@ variables these tests skip and say so in the summary.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
-import warnings
 
 import pexpect
 import pytest
 
 from tests.conftest import emu_cmd
+from tests.zcore import local_build
 
-KERNEL = os.environ.get("EMU_ZCORE_KERNEL")
-INITRD = os.environ.get("EMU_ZCORE_INITRD")
 REASON = "zCore tests SKIPPED: set EMU_ZCORE_KERNEL and EMU_ZCORE_INITRD to a local zCore riscv64 build and SFS image"
-if not (KERNEL and INITRD):
-    warnings.warn(REASON)
-pytestmark = pytest.mark.skipif(not (KERNEL and INITRD), reason=REASON)
+(KERNEL, INITRD), pytestmark = local_build("EMU_ZCORE_KERNEL", "EMU_ZCORE_INITRD", reason=REASON)
 PROMPT = "/ # "
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 

@@ -6,24 +6,18 @@ variables these tests skip and say so in the summary.
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
-import warnings
 
 import pexpect
-import pytest
 
 from tests.conftest import emu_cmd
+from tests.zcore import local_build
 
-KERNEL = os.environ.get("EMU_ZCORE_X86_KERNEL")
-INITRD = os.environ.get("EMU_ZCORE_X86_INITRD")
 REASON = ("zCore x86_64 tests SKIPPED: set EMU_ZCORE_X86_KERNEL and EMU_ZCORE_X86_INITRD to a local zCore "
           "x86_64 build and SFS image")
-if not (KERNEL and INITRD):
-    warnings.warn(REASON)
-pytestmark = pytest.mark.skipif(not (KERNEL and INITRD), reason=REASON)
+(KERNEL, INITRD), pytestmark = local_build("EMU_ZCORE_X86_KERNEL", "EMU_ZCORE_X86_INITRD", reason=REASON)
 PROMPT = "/ # "
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 LIBC_TESTS = ("/libc-test/src/functional/argv.exe", "/libc-test/src/functional/string.exe")
