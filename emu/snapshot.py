@@ -31,7 +31,7 @@ import signal
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -85,6 +85,18 @@ def _read_msg(fd: int) -> dict[str, Any] | None:
         return None
     body = _read_exact(fd, struct.unpack("<I", head)[0])
     return None if body is None else json.loads(body)
+
+
+def _ended_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has ended, reaped without waiting for the others."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 def _exit_code(status: int) -> int:
@@ -207,13 +219,7 @@ class ForkSnapshots:
                 return msg["plan"]
 
     def _reap_children(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in _ended_children():
             self._ctl({"exited": pid, "status": status})
 
     # -- the root --------------------------------------------------------------------
@@ -267,13 +273,7 @@ class ForkSnapshots:
                             self._kill(pids.pop(ident))
                     elif "exited" in msg and msg["exited"] == current:
                         self._finish(pids, msg["status"])
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
+            for pid, status in _ended_children():
                 last_status = status
                 if pid == current:
                     self._finish(pids, status)
