@@ -247,7 +247,7 @@ class Machine(RecordReplay):
         try:
             for (kind, options), region in zip(wanted, slots):
                 if kind == "net":
-                    options["backend"] = self._net_backend(options, region.name)
+                    options["backend"] = self.net_backend(options, region.name)
                 irq = IrqLine(region.irq or 0, self.plic.set_level)
                 devices[region.name] = make_virtio(kind, options, self.dma, irq, self.opts.virtio_legacy)
         except EmuError:
@@ -265,7 +265,7 @@ class Machine(RecordReplay):
         from emu.devices.virtio import parse_net
 
         host = PciHost(self.board.region("pcie-mmio").base)
-        backend = self._net_backend(parse_net(self.opts.net), self.opts.nic)
+        backend = self.net_backend(parse_net(self.opts.net), self.opts.nic)
         host.attach(make_e1000(self.opts.nic, self.opts.net, self.dma,
                                IrqLine(intx_irq(1, 1), self.plic.set_level), backend), 1)
         return host
@@ -377,9 +377,10 @@ class Machine(RecordReplay):
     def host_wants_out(self) -> bool:
         """A host signal arrived or --timeout has passed: what ends a run even while a debugger
         holds it halted (the stub asks between its waits)."""
-        if self.signals.received is not None:
-            return True
-        return self.opts.timeout is not None and time.monotonic() - self._host_start >= self.opts.timeout
+        return self.signals.received is not None or self._timed_out(time.monotonic())
+
+    def _timed_out(self, now: float) -> bool:
+        return self.opts.timeout is not None and now - self._host_start >= self.opts.timeout
 
     def request_exit(self, code: int, reason: str) -> None:
         if self.exit_code is None:
@@ -411,7 +412,7 @@ class Machine(RecordReplay):
         now = time.monotonic()
         if self.trace_log is not None:
             self.trace_log.tick(now)
-        if self.opts.timeout is not None and now - self._host_start >= self.opts.timeout:
+        if self._timed_out(now):
             self._report(f"timeout after {self.opts.timeout:g} s")
             self.request_exit(EXIT_TIMEOUT, "timeout")
             return

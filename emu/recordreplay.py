@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # emu.record (json, base64, its dataclasses) loads only for a
 
 
 class RecordReplay:
-    def _net_backend(self, options: dict, nic: str) -> object:
+    def net_backend(self, options: dict, nic: str) -> object:
         """A NIC's host side: its backend spec as given, or, when recording, the real
         backend with what it delivers written down, or, on replay, the recording's frames
         and no host network at all (emu/netrecord.py)."""

@@ -69,12 +69,12 @@ def build_pci(m: "Machine", gsi: Callable[[int, bool], None]) -> tuple[PciHost, 
             if kind == "net" and opts.nic != "virtio":
                 from emu.devices.e1000 import make_e1000
 
-                backend = m._net_backend(parse_net(str(spec)), opts.nic)  # the recorded host side, if any
+                backend = m.net_backend(parse_net(str(spec)), opts.nic)  # the recorded host side, if any
                 host.attach(make_e1000(opts.nic, str(spec), m.dma, irq, backend), slot)
                 continue
             options = parse_net(str(spec)) if kind == "net" else parse_drive(str(spec))
             if kind == "net":
-                options["backend"] = m._net_backend(options, "virtio-net-pci")
+                options["backend"] = m.net_backend(options, "virtio-net-pci")
             host.attach(make_virtio_pci(kind, options, m.dma, irq), slot)
         host.assign_bars(window.size, gsi_base)
     except EmuError:
