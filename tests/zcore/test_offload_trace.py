@@ -36,27 +36,38 @@ LAST_NAME = b"ynf.exe"  # libc-test's math directory ends with it
 LS_CALLS = ("getdents64 (61)", "newfstatat (79)", "writev (66)", "openat (56)")
 
 
-def traced_ls(kernel: str, trace: Path, profile: str) -> dict:
-    """Boots `kernel`, lists /libc-test/src/math, stops the run; the trace's `emu` section."""
-    proc = subprocess.Popen(emu_cmd("run", "--smp", "2", "-m", "512M", "--kernel", kernel, "--initrd", str(INITRD),
-                                    "--append", "LOG=warn", "--timeout", "300", "--trace", str(trace),
+def traced_session(run_args: list[str], trace: Path, profile: str, steps: list[tuple[bytes, bytes]],
+                   label: str) -> tuple[bytes, dict]:
+    """Boots `emu run run_args` traced with `profile`, types each step's command and reads up to
+    its marker, stops the run with SIGTERM; the console read and the trace's `emu` section."""
+    proc = subprocess.Popen(emu_cmd("run", *run_args, "--timeout", "300", "--trace", str(trace),
                                     "--trace-profile", profile),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     start = time.monotonic()
     try:
         read_until(proc, b"/ # ", 240)
-        proc.stdin.write(b"ls /libc-test/src/math\n")
-        proc.stdin.flush()
-        out = read_until(proc, LAST_NAME, 240)
+        out = b""
+        for command, marker in steps:
+            proc.stdin.write(command)
+            proc.stdin.flush()
+            out += read_until(proc, marker, 240)
         proc.send_signal(signal.SIGTERM)
         _rest, err = proc.communicate(timeout=240)
     finally:
         proc.kill()
-    print(f"{kernel} --trace-profile {profile}: "
-          f"{time.monotonic() - start:.1f} host s")
+    print(f"{label} --trace-profile {profile}: {time.monotonic() - start:.1f} host s")
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
-    assert b"acos.exe" in out and b"panicked" not in out
-    return json.loads(trace.read_text())["emu"]
+    assert b"panicked" not in out
+    return out, json.loads(trace.read_text())["emu"]
+
+
+def traced_ls(kernel: str, trace: Path, profile: str) -> dict:
+    """Boots `kernel`, lists /libc-test/src/math, stops the run; the trace's `emu` section."""
+    out, emu = traced_session(["--smp", "2", "-m", "512M", "--kernel", kernel, "--initrd", str(INITRD),
+                               "--append", "LOG=warn"], trace, profile,
+                              [(b"ls /libc-test/src/math\n", LAST_NAME)], kernel)
+    assert b"acos.exe" in out
+    return emu
 
 
 def report(trace: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,9 +20,8 @@ import pytest
 
 from emu.trace.analysis import analyse
 from tests.conftest import emu_cmd
-from tests.trace.test_survive import read_until
 from tests.zcore import local_build
-from tests.zcore.test_offload_trace import HARTS, STAGES, report
+from tests.zcore.test_offload_trace import HARTS, STAGES, report, traced_session
 
 REASON = ("zCore x86_64 offload trace tests SKIPPED: set EMU_ZCORE_X86_OFFLOAD_KERNEL and EMU_ZCORE_X86_INITRD "
           "to a local x86_64 build of the offload fork (ELF with debug info) and its SFS image")
@@ -35,27 +32,11 @@ LS_CALLS = ("getdents64 (217)", "writev (20)", "ioctl (16)", "open (2)")  # x86_
 
 def traced_run(trace: Path, profile: str) -> dict:
     """Boots the fork, runs `ls /` and `busybox echo`, stops the run; the trace's `emu` section."""
-    proc = subprocess.Popen(emu_cmd("run", "--arch", "x86_64", "--smp", "2", "-m", "1G", "--kernel", str(KERNEL),
-                                    "--initrd", str(INITRD), "--append", "LOG=warn", "--timeout", "300",
-                                    "--trace", str(trace), "--trace-profile", profile),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    start = time.monotonic()
-    try:
-        read_until(proc, b"/ # ", 240)
-        proc.stdin.write(b"ls /\n")
-        proc.stdin.flush()
-        out = read_until(proc, b"libc-test", 240)
-        proc.stdin.write(b"busybox echo offload-$((6*7))\n")
-        proc.stdin.flush()
-        out += read_until(proc, b"offload-42", 240)
-        proc.send_signal(signal.SIGTERM)
-        _rest, err = proc.communicate(timeout=240)
-    finally:
-        proc.kill()
-    print(f"fork x86_64 --trace-profile {profile}: {time.monotonic() - start:.1f} host s")
-    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
-    assert b"panicked" not in out
-    return json.loads(trace.read_text())["emu"]
+    _out, emu = traced_session(["--arch", "x86_64", "--smp", "2", "-m", "1G", "--kernel", str(KERNEL),
+                                "--initrd", str(INITRD), "--append", "LOG=warn"], trace, profile,
+                               [(b"ls /\n", b"libc-test"), (b"busybox echo offload-$((6*7))\n", b"offload-42")],
+                               "fork x86_64")
+    return emu
 
 
 @pytest.fixture(scope="module")
